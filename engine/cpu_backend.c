@@ -1,0 +1,1 @@
+/* cpu_backend.c: not written yet. */

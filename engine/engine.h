@@ -1,0 +1,64 @@
+/* engine.h - the engine's public C API, independent of brokers.
+ *
+ *   eq_open(model_dir, options) -> engine   config.json, tokenizer.json, *.safetensors
+ *   eq_encode(engine, text, instruction)     -> token ids      (thread-safe)
+ *   eq_embed(engine, packed batch)           -> one vector per sequence
+ *   eq_close(engine)
+ *
+ * A packed batch is the concatenation of the sequences' token ids with
+ * cu_seqlens (n_seqs + 1 offsets, cu_seqlens[0] == 0): no padding. Positions
+ * restart at 0 for every sequence. Each output vector is the final hidden
+ * state at the sequence's last token, truncated to dims[i] values
+ * (Matryoshka), then L2-normalized.
+ *
+ * Threads: eq_encode may be called from any thread concurrently; eq_embed
+ * from one thread at a time per engine (the engine thread).
+ */
+#ifndef EQ_ENGINE_H
+#define EQ_ENGINE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "model.h"
+
+typedef struct eq_engine eq_engine;
+
+typedef struct {
+    const char *device;   /* "cpu" (default); "cuda" arrives with the CUDA backend */
+    int max_batch_tokens; /* token budget of one eq_embed call; 0 = 16384  */
+    int max_seq_len;      /* truncation length incl. the final <|endoftext|>;
+                             0 = 8192 (capped at max_position_embeddings)  */
+    int threads;          /* CPU threads; 0 = all cores                   */
+    bool tokenizer_only;  /* load config.json + tokenizer.json only: eq_encode
+                             works, eq_embed fails (for `embedq tokenize`) */
+} eq_options;
+
+/* Opens model_dir. Returns 0 and *out, or -1 with a message in err. */
+int eq_open(const char *model_dir, const eq_options *opt, eq_engine **out,
+            char *err, size_t errlen);
+void eq_close(eq_engine *e);
+
+const qw_config *eq_config(const eq_engine *e);
+int eq_max_seq_len(const eq_engine *e);
+int eq_max_batch_tokens(const eq_engine *e);
+
+/* Tokenizes one input exactly as the model will see it: the query template
+ * "Instruct: {instruction}\nQuery:{text}" when instruction != NULL, then the
+ * tokenizer, truncation to max_seq_len - 1 content tokens, and the final
+ * <|endoftext|>. On success returns the number of ids (>= 1) and sets *ids
+ * (malloc'd; the caller frees) and *truncated. On bad input (e.g. invalid
+ * UTF-8) returns -1 with a message. Thread-safe. */
+int eq_encode(eq_engine *e, const char *text, size_t len, const char *instruction,
+              size_t ilen, int32_t **ids, bool *truncated, char *err, size_t errlen);
+
+/* Runs one packed batch. ids: cu_seqlens[n_seqs] token ids; dims: n_seqs
+ * Matryoshka sizes (32..hidden; 0 = hidden); out: n_seqs * hidden floats,
+ * vector i at out + i*hidden, its first dims[i] values set and normalized.
+ * Total tokens must be <= max_batch_tokens and every sequence <= max_seq_len.
+ * Returns 0, or -1 with a message (bad arguments; backend failure). */
+int eq_embed(eq_engine *e, const int32_t *ids, const int32_t *cu_seqlens, int n_seqs,
+             const int *dims, float *out, char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,1 @@
+/* genmodel.c: not written yet. */

@@ -1,0 +1,57 @@
+/* cli.h - the `embedq` command line: flag tables, JSONL helpers.
+ *
+ * Flags are declared in a table (name, kind, destination, help, default) and
+ * parsed by cli_parse(): `--name value` or `--name=value`; an unknown flag, a
+ * missing value or a malformed number is reported naming the flag, and the
+ * command exits with status 2. `--help` / `-h` prints the table.
+ */
+#ifndef EQ_CLI_H
+#define EQ_CLI_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+typedef enum { CLI_STR, CLI_INT, CLI_U64, CLI_BOOL } cli_kind;
+
+typedef struct {
+    const char *name; /* without the leading "--"                        */
+    cli_kind kind;
+    void *dst;        /* const char ** | int * | uint64_t * | bool *       */
+    long min, max;    /* bounds for CLI_INT (inclusive)                    */
+    const char *help; /* one line; the default is printed from *dst        */
+} cli_flag;
+
+typedef struct {
+    const char *name;    /* e.g. "embed"                                   */
+    const char *usage;   /* e.g. "--model DIR [--dimensions N]"            */
+    const char *summary; /* a paragraph printed by --help                  */
+} cli_command;
+
+/* Parses argv[1..argc) (argv[0] is the command name). Returns 0 on success,
+ * 1 if help was printed (the caller exits 0), 2 on a bad flag (message
+ * already printed to stderr, naming the flag). */
+int cli_parse(const cli_command *cmd, const cli_flag *flags, int nflags, int argc,
+              char **argv);
+
+/* A required string flag that is missing: prints the error, returns 2. */
+int cli_missing(const cli_command *cmd, const char *flag);
+
+/* JSON output helpers (stdout-style FILE*). */
+void json_put_string(FILE *f, const char *s, size_t len);
+void json_put_float(FILE *f, float v); /* always a float literal: 1.0, never 1 */
+
+/* Reads one line (without the trailing '\n' / "\r\n") into *buf (grown as
+ * needed). Returns its length, or -1 at end of input. */
+long jsonl_read_line(FILE *in, char **buf, size_t *cap);
+
+/* True if a JSON text contains a \u0000 escape inside a string (cJSON would
+ * silently cut the string there). */
+bool json_has_nul_escape(const char *s, size_t len);
+
+int cmd_tokenize(int argc, char **argv);
+int cmd_embed(int argc, char **argv);
+int cmd_gen_model(int argc, char **argv);
+
+#endif

@@ -1,0 +1,92 @@
+/* cmd_tokenize.c - `embedq tokenize`: JSONL {"text", "instruction"?} on stdin,
+ * {"ids": [...]} per line on stdout: exactly the ids the model sees. */
+#include <cjson/cJSON.h>
+
+#include "cli.h"
+#include "common.h"
+#include "engine.h"
+
+/* Decodes one input line into text/instruction (pointers into j). Returns 0
+ * or -1 with a message. Shared by tokenize and embed. */
+int input_fields(const char *line, size_t len, cJSON **j, const char **text,
+                 const char **instruction, char *err, size_t errlen)
+{
+    *j = NULL;
+    if (json_has_nul_escape(line, len))
+        return eq_err(err, errlen, "a string contains \\u0000 (NUL), which is not accepted");
+    cJSON *root = cJSON_ParseWithLength(line, len);
+    if (!root) return eq_err(err, errlen, "not valid JSON");
+    *j = root;
+    if (!cJSON_IsObject(root)) return eq_err(err, errlen, "expected a JSON object");
+    cJSON *t = cJSON_GetObjectItemCaseSensitive(root, "text");
+    if (!t) return eq_err(err, errlen, "missing \"text\"");
+    if (!cJSON_IsString(t)) return eq_err(err, errlen, "\"text\" must be a string");
+    *text = t->valuestring;
+    *instruction = NULL;
+    cJSON *in = cJSON_GetObjectItemCaseSensitive(root, "instruction");
+    if (in && !cJSON_IsNull(in)) {
+        if (!cJSON_IsString(in)) return eq_err(err, errlen, "\"instruction\" must be a string");
+        *instruction = in->valuestring;
+    }
+    return 0;
+}
+
+int cmd_tokenize(int argc, char **argv)
+{
+    static const cli_command cmd = {
+        "tokenize", "--model DIR [--max-tokens N]",
+        "Reads JSONL on stdin, one {\"text\": \"...\", \"instruction\": \"...\"?} per line, and\n"
+        "prints one {\"ids\": [...]} per line: exactly the ids the model sees (query\n"
+        "template, truncation and the final <|endoftext|> included). A bad line prints\n"
+        "{\"line\": N, \"error\": \"...\"} and the rest go on; the exit status is 1 if any\n"
+        "line failed."};
+    const char *model = NULL;
+    int max_tokens = 8192;
+    cli_flag flags[] = {
+        {"model", CLI_STR, &model, 0, 0, "model directory (config.json, tokenizer.json)"},
+        {"max-tokens", CLI_INT, &max_tokens, 2, 1 << 20,
+         "truncate to this many ids, <|endoftext|> included (capped at max_position_embeddings)"},
+    };
+    int rc = cli_parse(&cmd, flags, (int)(sizeof flags / sizeof flags[0]), argc, argv);
+    if (rc) return rc == 1 ? 0 : rc;
+    if (!model) return cli_missing(&cmd, "model");
+
+    char err[EQ_ERRLEN];
+    eq_options opt = {.max_seq_len = max_tokens, .tokenizer_only = true};
+    eq_engine *e;
+    if (eq_open(model, &opt, &e, err, sizeof err) != 0) {
+        fprintf(stderr, "embedq tokenize: %s\n", err);
+        return 1;
+    }
+    char *line = NULL;
+    size_t cap = 0;
+    long n, lineno = 0;
+    int failed = 0;
+    while ((n = jsonl_read_line(stdin, &line, &cap)) >= 0) {
+        lineno++;
+        if (n == 0) continue; /* blank lines are skipped */
+        cJSON *j;
+        const char *text, *instr;
+        int32_t *ids = NULL;
+        bool trunc;
+        int nids = -1;
+        if (input_fields(line, (size_t)n, &j, &text, &instr, err, sizeof err) == 0)
+            nids = eq_encode(e, text, strlen(text), instr, instr ? strlen(instr) : 0, &ids, &trunc,
+                             err, sizeof err);
+        if (nids < 0) {
+            printf("{\"line\": %ld, \"error\": ", lineno);
+            json_put_string(stdout, err, strlen(err));
+            fputs("}\n", stdout);
+            failed = 1;
+        } else {
+            fputs("{\"ids\": [", stdout);
+            for (int i = 0; i < nids; i++) printf(i ? ", %d" : "%d", ids[i]);
+            fputs("]}\n", stdout);
+        }
+        free(ids);
+        cJSON_Delete(j);
+    }
+    free(line);
+    eq_close(e);
+    return failed;
+}
