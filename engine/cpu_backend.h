@@ -27,7 +27,11 @@ void cpu_backend_free(cpu_backend *b);
 
 /* Same contract as eq_embed (engine.h), arguments already validated:
  * every id < vocab_rows, 1 <= seq len <= max_seq_len, total <= max_tokens,
- * dims[i] in 1..hidden. Writes n_seqs * hidden floats to out. Returns 0. */
+ * dims[i] in 1..hidden. Writes n_seqs * hidden floats to out: row i holds
+ * dims[i] normalized values, then zeros up to hidden. Returns 0.
+ * Also accepted: dims == NULL or dims[i] == 0 for hidden. The cheap
+ * invariants are re-checked: a batch that breaks them returns -1 with a
+ * message (a bug in the caller) and writes nothing. */
 int cpu_backend_embed(cpu_backend *b, const int32_t *ids, const int32_t *cu_seqlens,
                       int n_seqs, const int *dims, float *out, char *err, size_t errlen);
 

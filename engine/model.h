@@ -78,4 +78,10 @@ int qw_config_load(const char *path, qw_config *cfg, char *err, size_t errlen);
 int qw_model_load(const char *dir, qw_model **out, char *err, size_t errlen);
 void qw_model_free(qw_model *m);
 
+/* Parameter count the config implies: the element counts of every tensor
+ * the forward pass uses (embed_tokens, all layers, final norm; no lm_head).
+ * Equals qw_model.n_params of a checkpoint that loads with this config
+ * (595,776,512 / 4,021,774,336 / 7,567,295,488 for 0.6B / 4B / 8B). */
+uint64_t qw_config_n_params(const qw_config *cfg);
+
 #endif

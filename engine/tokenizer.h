@@ -41,4 +41,16 @@ int tok_encode(const tok_tokenizer *t, const char *text, size_t len,
                const char *instruction, size_t ilen, int max_len,
                int32_t **out, bool *truncated, char *err, size_t errlen);
 
+/* Testing only: which BPE implementation handles a piece of n bytes:
+ * n <= small_max: linear scan (small_max is clamped to 1..48, default 48);
+ * n >= bucket_min: rank buckets (default 2048; used only when the merges
+ * are monotone, true for Qwen); otherwise the heap. All three give the same
+ * ids; the tests run the corpus through each. Call before sharing t. */
+void tok_set_bpe_paths(tok_tokenizer *t, size_t small_max, size_t bucket_min);
+
+/* Raw bytes of token `id` (base vocabulary, byte-level map undone, or the
+ * content of an added token), not NUL-terminated; NULL for an unknown id.
+ * The pointer lives as long as t. For diagnostics and decoding. */
+const char *tok_token_bytes(const tok_tokenizer *t, int32_t id, size_t *len);
+
 #endif
