@@ -62,7 +62,10 @@ enum { ATT_BLOCK = 64 };
  * microseconds, and far more when another process holds a core), so small
  * loops, e.g. on the tiny test model, run on one thread. */
 enum { PAR_MIN_WORK = 1 << 16 };
-static int par(double work, int threads) { return work >= PAR_MIN_WORK ? threads : 1; }
+static int par(double work, int threads)
+{
+    return work >= PAR_MIN_WORK ? threads : 1;
+}
 
 /* One layer's weights converted to fp32 (row-major [out, in], y = x W^T). */
 typedef struct {
@@ -125,7 +128,8 @@ static void to_f32(float *dst, const qw_weight *src, int threads)
     const long n_chunks = (long)((n + chunk - 1) / chunk);
     const char *base = src->data;
     const size_t esz = eq_dtype_size(src->dtype);
-#pragma omp parallel for num_threads(par((double)n, threads)) schedule(static)
+    const int nt = par((double)n, threads);
+#pragma omp parallel for num_threads(nt) schedule(static)
     for (long c = 0; c < n_chunks; c++) {
         size_t i0 = (size_t)c * chunk;
         size_t len = n - i0 < chunk ? n - i0 : chunk;
@@ -135,12 +139,13 @@ static void to_f32(float *dst, const qw_weight *src, int threads)
 
 /* x (n, dim) = rows ids[0..n) of the embedding table (vocab_rows, dim),
  * converted from the table's dtype. */
-static void embed_tokens(float *x, const qw_weight *table, const int32_t *ids, int n,
-                         int dim, int threads)
+static void embed_tokens(float *x, const qw_weight *table, const int32_t *ids, int n, int dim,
+                         int threads)
 {
     const size_t row_bytes = (size_t)dim * eq_dtype_size(table->dtype);
     const char *base = table->data;
-#pragma omp parallel for num_threads(par((double)n * dim, threads)) schedule(static)
+    const int nt = par((double)n * dim, threads);
+#pragma omp parallel for num_threads(nt) schedule(static)
     for (int t = 0; t < n; t++)
         eq_to_f32(x + (size_t)t * dim, base + (size_t)ids[t] * row_bytes, table->dtype,
                   (size_t)dim);
@@ -151,9 +156,11 @@ static void embed_tokens(float *x, const qw_weight *table, const int32_t *ids, i
 static void rmsnorm_row(float *out, const float *x, const float *w, int dim, float eps)
 {
     double ss = 0.0;
-    for (int i = 0; i < dim; i++) ss += (double)x[i] * x[i];
+    for (int i = 0; i < dim; i++)
+        ss += (double)x[i] * x[i];
     float inv = (float)(1.0 / sqrt(ss / dim + eps));
-    for (int i = 0; i < dim; i++) out[i] = x[i] * inv * w[i];
+    for (int i = 0; i < dim; i++)
+        out[i] = x[i] * inv * w[i];
 }
 
 /* out (n, dim) = rmsnorm of each row of x (n, dim), weight w (dim).
@@ -162,7 +169,8 @@ static void rmsnorm_row(float *out, const float *x, const float *w, int dim, flo
 static void rmsnorm(float *out, const float *x, const float *w, long n, int dim, float eps,
                     int threads)
 {
-#pragma omp parallel for num_threads(par((double)n * dim, threads)) schedule(static)
+    const int nt = par((double)n * dim, threads);
+#pragma omp parallel for num_threads(nt) schedule(static)
     for (long r = 0; r < n; r++)
         rmsnorm_row(out + (size_t)r * dim, x + (size_t)r * dim, w, dim, eps);
 }
@@ -195,7 +203,8 @@ static void rope(float *x, const int *pos, int n, int n_heads, int hd, const flo
                  const float *sin_t, int threads)
 {
     const int half = hd / 2;
-#pragma omp parallel for num_threads(par((double)n * n_heads * hd, threads)) schedule(static)
+    const int nt = par((double)n * n_heads * hd, threads);
+#pragma omp parallel for num_threads(nt) schedule(static)
     for (int t = 0; t < n; t++) {
         const float *c = cos_t + (size_t)pos[t] * half;
         const float *s = sin_t + (size_t)pos[t] * half;
@@ -215,15 +224,18 @@ static void rope(float *x, const int *pos, int n, int n_heads, int hd, const flo
 static void softmax_causal(float *s, int n_valid, int n)
 {
     float mx = s[0];
-    for (int j = 1; j < n_valid; j++) mx = s[j] > mx ? s[j] : mx;
+    for (int j = 1; j < n_valid; j++)
+        mx = s[j] > mx ? s[j] : mx;
     float sum = 0.0f;
     for (int j = 0; j < n_valid; j++) {
         s[j] = expf(s[j] - mx);
         sum += s[j];
     }
     float inv = 1.0f / sum;
-    for (int j = 0; j < n_valid; j++) s[j] *= inv;
-    for (int j = n_valid; j < n; j++) s[j] = 0.0f;
+    for (int j = 0; j < n_valid; j++)
+        s[j] *= inv;
+    for (int j = n_valid; j < n; j++)
+        s[j] = 0.0f;
 }
 
 /* Causal GQA attention for one block of query rows and one query head.
@@ -233,8 +245,8 @@ static void softmax_causal(float *s, int n_valid, int n)
  *   scores (ATT_BLOCK, keys) scratch, keys = row0 + rows (causal prefix)
  * Query row r (relative to the sequence) sees keys 0..r. */
 static void attention_block(float *out, const float *q, const float *k, const float *v,
-                            float *scores, const att_block *blk, int h, int n_heads,
-                            int n_kv, int hd)
+                            float *scores, const att_block *blk, int h, int n_heads, int n_kv,
+                            int hd)
 {
     const int q_ld = n_heads * hd, kv_ld = n_kv * hd;
     const int kvh = h / (n_heads / n_kv);
@@ -246,13 +258,13 @@ static void attention_block(float *out, const float *q, const float *k, const fl
     float *ob = out + (size_t)(blk->seq_start + blk->row0) * q_ld + (size_t)h * hd;
 
     /* scores (rows, keys) = scale * qb (rows, hd) kb^T (hd, keys) */
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, blk->rows, keys, hd, scale, qb,
-                q_ld, kb, kv_ld, 0.0f, scores, keys);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, blk->rows, keys, hd, scale, qb, q_ld, kb,
+                kv_ld, 0.0f, scores, keys);
     for (int r = 0; r < blk->rows; r++)
         softmax_causal(scores + (size_t)r * keys, blk->row0 + r + 1, keys);
     /* ob (rows, hd) = scores (rows, keys) vb (keys, hd) */
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, blk->rows, hd, keys, 1.0f, scores,
-                keys, vb, kv_ld, 0.0f, ob, q_ld);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, blk->rows, hd, keys, 1.0f, scores, keys,
+                vb, kv_ld, 0.0f, ob, q_ld);
 }
 
 /* att (n, n_heads*hd) = attention over every (block, head) task. Each task
@@ -265,7 +277,8 @@ static void attention(cpu_backend *b, int n_blocks)
     for (int i = 0; i < n_blocks; i++)
         work += 2.0 * b->blocks[i].rows * (b->blocks[i].row0 + b->blocks[i].rows);
     work *= (double)c->n_heads * c->head_dim;
-#pragma omp parallel for num_threads(par(work, b->threads)) schedule(dynamic, 1)
+    const int nt = par(work, b->threads);
+#pragma omp parallel for num_threads(nt) schedule(dynamic, 1)
     for (long task = 0; task < n_tasks; task++) {
         const att_block *blk = &b->blocks[task / c->n_heads];
         const int h = (int)(task % c->n_heads);
@@ -278,7 +291,8 @@ static void attention(cpu_backend *b, int n_blocks)
 /* gate (n*F) = silu(gate) * up, silu(g) = g / (1 + exp(-g)). */
 static void swiglu(float *gate, const float *up, size_t n, int threads)
 {
-#pragma omp parallel for num_threads(par((double)n, threads)) schedule(static)
+    const int nt = par((double)n, threads);
+#pragma omp parallel for num_threads(nt) schedule(static)
     for (size_t i = 0; i < n; i++) {
         float g = gate[i];
         gate[i] = g / (1.0f + expf(-g)) * up[i];
@@ -290,10 +304,13 @@ static void swiglu(float *gate, const float *up, size_t n, int threads)
 static void matryoshka_l2(float *out, const float *pooled, int dims, int hidden)
 {
     double ss = 0.0;
-    for (int i = 0; i < dims; i++) ss += (double)pooled[i] * pooled[i];
+    for (int i = 0; i < dims; i++)
+        ss += (double)pooled[i] * pooled[i];
     float inv = ss > 0.0 ? (float)(1.0 / sqrt(ss)) : 0.0f;
-    for (int i = 0; i < dims; i++) out[i] = pooled[i] * inv;
-    for (int i = dims; i < hidden; i++) out[i] = 0.0f;
+    for (int i = 0; i < dims; i++)
+        out[i] = pooled[i] * inv;
+    for (int i = dims; i < hidden; i++)
+        out[i] = 0.0f;
 }
 
 /* ------------------------------------------------------------------ */
@@ -328,27 +345,27 @@ static void decoder_layer(cpu_backend *b, int n, int n_blocks)
     const layer_f32 *w = &b->w;
 
     /* attention sub-block: x += o_proj(attn(rmsnorm_in(x))) */
-    rmsnorm(b->xn, b->x, w->attn_norm, n, D, c->rms_eps, t);      /* (n, D)      */
-    matmul(b->q, b->xn, w->wq, n, D, q_dim, 0.0f, t);                /* (n, q_dim)  */
-    matmul(b->k, b->xn, w->wk, n, D, kv_dim, 0.0f, t);               /* (n, kv_dim) */
-    matmul(b->v, b->xn, w->wv, n, D, kv_dim, 0.0f, t);               /* (n, kv_dim) */
+    rmsnorm(b->xn, b->x, w->attn_norm, n, D, c->rms_eps, t); /* (n, D)      */
+    matmul(b->q, b->xn, w->wq, n, D, q_dim, 0.0f, t);        /* (n, q_dim)  */
+    matmul(b->k, b->xn, w->wk, n, D, kv_dim, 0.0f, t);       /* (n, kv_dim) */
+    matmul(b->v, b->xn, w->wv, n, D, kv_dim, 0.0f, t);       /* (n, kv_dim) */
     rmsnorm(b->q, b->q, w->q_norm, (long)n * c->n_heads, hd, c->rms_eps, t);
     rmsnorm(b->k, b->k, w->k_norm, (long)n * c->n_kv_heads, hd, c->rms_eps, t);
     rope(b->q, b->pos, n, c->n_heads, hd, b->rope_cos, b->rope_sin, t);
     rope(b->k, b->pos, n, c->n_kv_heads, hd, b->rope_cos, b->rope_sin, t);
-    attention(b, n_blocks);                                       /* (n, q_dim)  */
-    matmul(b->x, b->att, w->wo, n, q_dim, D, 1.0f, t);               /* x += (n, D) */
+    attention(b, n_blocks);                            /* (n, q_dim)  */
+    matmul(b->x, b->att, w->wo, n, q_dim, D, 1.0f, t); /* x += (n, D) */
 
     /* MLP sub-block: x += down(silu(gate(y)) * up(y)), y = rmsnorm_post(x) */
-    rmsnorm(b->xn, b->x, w->post_norm, n, D, c->rms_eps, t);      /* (n, D)      */
-    matmul(b->gate, b->xn, w->w_gate, n, D, F, 0.0f, t);             /* (n, F)      */
-    matmul(b->up, b->xn, w->w_up, n, D, F, 0.0f, t);                 /* (n, F)      */
-    swiglu(b->gate, b->up, (size_t)n * F, t);                     /* (n, F)      */
-    matmul(b->x, b->gate, w->w_down, n, F, D, 1.0f, t);              /* x += (n, D) */
+    rmsnorm(b->xn, b->x, w->post_norm, n, D, c->rms_eps, t); /* (n, D)      */
+    matmul(b->gate, b->xn, w->w_gate, n, D, F, 0.0f, t);     /* (n, F)      */
+    matmul(b->up, b->xn, w->w_up, n, D, F, 0.0f, t);         /* (n, F)      */
+    swiglu(b->gate, b->up, (size_t)n * F, t);                /* (n, F)      */
+    matmul(b->x, b->gate, w->w_down, n, F, D, 1.0f, t);      /* x += (n, D) */
 }
 
-int cpu_backend_embed(cpu_backend *b, const int32_t *ids, const int32_t *cu_seqlens,
-                      int n_seqs, const int *dims, float *out, char *err, size_t errlen)
+int cpu_backend_embed(cpu_backend *b, const int32_t *ids, const int32_t *cu_seqlens, int n_seqs,
+                      const int *dims, float *out, char *err, size_t errlen)
 {
     const qw_config *c = &b->m->cfg;
     const int D = c->hidden;
@@ -378,10 +395,13 @@ int cpu_backend_embed(cpu_backend *b, const int32_t *ids, const int32_t *cu_seql
     int n_blocks = 0;
     for (int s = 0; s < n_seqs; s++) {
         const int start = cu_seqlens[s], len = cu_seqlens[s + 1] - start;
-        for (int r = 0; r < len; r++) b->pos[start + r] = r;
+        for (int r = 0; r < len; r++)
+            b->pos[start + r] = r;
         for (int r0 = 0; r0 < len; r0 += ATT_BLOCK)
-            b->blocks[n_blocks++] = (att_block){
-                .seq_start = start, .row0 = r0, .rows = len - r0 < ATT_BLOCK ? len - r0 : ATT_BLOCK};
+            b->blocks[n_blocks++] =
+                (att_block){.seq_start = start,
+                            .row0 = r0,
+                            .rows = len - r0 < ATT_BLOCK ? len - r0 : ATT_BLOCK};
     }
 
     openblas_set_num_threads(1); /* OpenMP does the threading, see the top */
@@ -396,6 +416,10 @@ int cpu_backend_embed(cpu_backend *b, const int32_t *ids, const int32_t *cu_seql
     for (int s = 0; s < n_seqs; s++) {
         const float *last = b->x + (size_t)(cu_seqlens[s + 1] - 1) * D;
         rmsnorm_row(b->pooled, last, b->final_norm, D, c->rms_eps);
+        for (int i = 0; i < D; i++)
+            if (!isfinite(b->pooled[i])) /* an overflow: fail, never emit NaN/Inf */
+                return eq_err(err, errlen,
+                              "cpu_backend: sequence %d: non-finite hidden state (overflow)", s);
         int d = dims && dims[s] > 0 ? dims[s] : D;
         matryoshka_l2(out + (size_t)s * D, b->pooled, d, D);
     }
@@ -406,8 +430,8 @@ int cpu_backend_embed(cpu_backend *b, const int32_t *ids, const int32_t *cu_seql
 /* construction                                                       */
 /* ------------------------------------------------------------------ */
 
-static int check_weight(const qw_weight *w, int64_t rows, int64_t cols, const char *name,
-                        int layer, char *err, size_t errlen)
+static int check_weight(const qw_weight *w, int64_t rows, int64_t cols, const char *name, int layer,
+                        char *err, size_t errlen)
 {
     if (!w->data || w->rows != rows || w->cols != cols ||
         (w->dtype != EQ_F32 && w->dtype != EQ_F16 && w->dtype != EQ_BF16))
@@ -424,9 +448,10 @@ static int check_model(const qw_model *m, char *err, size_t errlen)
     if (c->hidden < 1 || c->n_layers < 1 || c->n_heads < 1 || c->n_kv_heads < 1 ||
         c->head_dim < 2 || c->head_dim % 2 || c->intermediate < 1 || c->vocab_rows < 1 ||
         c->n_heads % c->n_kv_heads)
-        return eq_err(err, errlen, "cpu_backend: unsupported config (hidden %d, layers %d, "
-                      "heads %d/%d, head_dim %d)", c->hidden, c->n_layers, c->n_heads,
-                      c->n_kv_heads, c->head_dim);
+        return eq_err(err, errlen,
+                      "cpu_backend: unsupported config (hidden %d, layers %d, "
+                      "heads %d/%d, head_dim %d)",
+                      c->hidden, c->n_layers, c->n_heads, c->n_kv_heads, c->head_dim);
     const int64_t D = c->hidden, qd = (int64_t)c->n_heads * c->head_dim,
                   kvd = (int64_t)c->n_kv_heads * c->head_dim, F = c->intermediate;
     if (check_weight(&m->embed, c->vocab_rows, D, "embed_tokens", -1, err, errlen) ||
@@ -472,8 +497,8 @@ cpu_backend *cpu_backend_new(const qw_model *m, int max_tokens, int max_seq_len,
     if (check_model(m, err, errlen)) return NULL;
     const qw_config *c = &m->cfg;
     if (max_tokens < 1 || max_seq_len < 1) {
-        eq_err(err, errlen, "cpu_backend: max_tokens %d / max_seq_len %d must be >= 1",
-               max_tokens, max_seq_len);
+        eq_err(err, errlen, "cpu_backend: max_tokens %d / max_seq_len %d must be >= 1", max_tokens,
+               max_seq_len);
         return NULL;
     }
     if (max_seq_len > max_tokens) max_seq_len = max_tokens; /* a sequence fits in a batch */
@@ -492,10 +517,10 @@ cpu_backend *cpu_backend_new(const qw_model *m, int max_tokens, int max_seq_len,
     const size_t qd = (size_t)c->n_heads * hd, kvd = (size_t)c->n_kv_heads * hd;
     const size_t F = (size_t)c->intermediate; /* not I: <complex.h> via cblas.h */
     size_t bytes = 0;
-#define ALLOC(ptr, count)                                                                    \
-    do {                                                                                     \
-        bytes += (size_t)(count) * sizeof *(ptr);                                            \
-        if (!((ptr) = malloc((size_t)(count) * sizeof *(ptr)))) goto oom;                    \
+#define ALLOC(ptr, count)                                                                          \
+    do {                                                                                           \
+        bytes += (size_t)(count) * sizeof *(ptr);                                                  \
+        if (!((ptr) = malloc((size_t)(count) * sizeof *(ptr)))) goto oom;                          \
     } while (0)
     ALLOC(b->w.attn_norm, D);
     ALLOC(b->w.wq, qd * D);
@@ -540,13 +565,13 @@ oom:
 void cpu_backend_free(cpu_backend *b)
 {
     if (!b) return;
-    float *bufs[] = {b->w.attn_norm, b->w.wq,     b->w.wk,     b->w.wv,   b->w.wo,
-                     b->w.q_norm,    b->w.k_norm, b->w.post_norm, b->w.w_gate,
-                     b->w.w_up,      b->w.w_down, b->final_norm, b->rope_cos,
-                     b->rope_sin,    b->x,        b->xn,       b->q,      b->k,
-                     b->v,           b->att,      b->gate,     b->up,     b->scores,
-                     b->pooled};
-    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) free(bufs[i]);
+    float *bufs[] = {b->w.attn_norm, b->w.wq,       b->w.wk,        b->w.wv,     b->w.wo,
+                     b->w.q_norm,    b->w.k_norm,   b->w.post_norm, b->w.w_gate, b->w.w_up,
+                     b->w.w_down,    b->final_norm, b->rope_cos,    b->rope_sin, b->x,
+                     b->xn,          b->q,          b->k,           b->v,        b->att,
+                     b->gate,        b->up,         b->scores,      b->pooled};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
+        free(bufs[i]);
     free(b->pos);
     free(b->blocks);
     free(b);

@@ -31,7 +31,9 @@ void cpu_backend_free(cpu_backend *b);
  * dims[i] normalized values, then zeros up to hidden. Returns 0.
  * Also accepted: dims == NULL or dims[i] == 0 for hidden. The cheap
  * invariants are re-checked: a batch that breaks them returns -1 with a
- * message (a bug in the caller) and writes nothing. */
+ * message (a bug in the caller) and writes nothing. A pooled hidden state
+ * that is not finite (overflow) also returns -1; out is then partly
+ * written. No NaN/Inf is ever returned with 0. */
 int cpu_backend_embed(cpu_backend *b, const int32_t *ids, const int32_t *cu_seqlens,
                       int n_seqs, const int *dims, float *out, char *err, size_t errlen);
 

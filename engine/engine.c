@@ -4,6 +4,9 @@
 #include "engine.h"
 
 #include <limits.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <stdio.h>
 #include <sys/stat.h>
 
@@ -20,7 +23,6 @@ struct eq_engine {
     cpu_backend *cpu; /* the backend (CUDA arrives with kernels/)        */
     int max_seq_len;
     int max_batch_tokens; /* the largest batch eq_embed accepts          */
-    bool failed;          /* a backend error happened: refuse further work */
     int *dims;            /* (max_batch_tokens) per-sequence dims scratch */
 };
 
@@ -60,6 +62,11 @@ int eq_open(const char *model_dir, const eq_options *opt, eq_engine **out, char 
     e->tok = tok_load(path, err, errlen);
     if (!e->tok) goto fail;
     tok_set_vocab_rows(e->tok, e->cfg.vocab_rows);
+#ifdef __GLIBC__
+    /* Parsing tokenizer.json peaks near 75 MB of temporary JSON tree that
+     * glibc would otherwise keep; hand it back. */
+    malloc_trim(0);
+#endif
 
     e->max_seq_len = o.max_seq_len ? o.max_seq_len : DEFAULT_MAX_SEQ_LEN;
     if (e->max_seq_len > e->cfg.max_pos) e->max_seq_len = e->cfg.max_pos;
@@ -114,7 +121,6 @@ int eq_embed(eq_engine *e, const int32_t *ids, const int32_t *cu_seqlens, int n_
              const int *dims, float *out, char *err, size_t errlen)
 {
     if (!e->cpu) return eq_err(err, errlen, "engine opened tokenizer-only: no weights loaded");
-    if (e->failed) return eq_err(err, errlen, "engine stopped after an earlier backend error");
     if (n_seqs < 1) return eq_err(err, errlen, "empty batch");
     if (cu_seqlens[0] != 0) return eq_err(err, errlen, "cu_seqlens[0] must be 0");
     const int hidden = e->cfg.hidden;
@@ -137,10 +143,7 @@ int eq_embed(eq_engine *e, const int32_t *ids, const int32_t *cu_seqlens, int n_
                           ids[t], t, e->cfg.vocab_rows - 1);
     /* n_seqs <= total <= max_batch_tokens: the dims scratch always fits. */
     for (int i = 0; i < n_seqs; i++) e->dims[i] = (dims && dims[i]) ? dims[i] : hidden;
-    int rc = cpu_backend_embed(e->cpu, ids, cu_seqlens, n_seqs, e->dims, out, err, errlen);
-    if (rc != 0) {
-        e->failed = true;
-        return -1;
-    }
-    return 0;
+    /* CPU backend failures (e.g. a non-finite hidden state) fail this batch
+     * only; the backend stays usable. */
+    return cpu_backend_embed(e->cpu, ids, cu_seqlens, n_seqs, e->dims, out, err, errlen);
 }

@@ -1,11 +1,12 @@
 /* tokenizer.c - Qwen2/Qwen3 byte-level BPE from a Hugging Face tokenizer.json.
  *
- * Design (docs/tokenizer.md has the long form):
+ * Reproduces HF `tokenizers` (0.23.2, the reference of record) id for id;
+ * docs/tokenizer.md has the long form, the tests and the measurements.
  *
  *   text --UTF-8 check--> added-token split (raw bytes, leftmost-longest)
  *        --per segment--> NFC (utf8proc, only around code points that are
  *        not NFC boundaries) --> pre-tokenizer (a hand-written matcher that
- *        is exactly the Split regex below, with Oniguruma/Rust semantics)
+ *        is exactly the Split regex below, with HF's Oniguruma semantics)
  *        --per piece--> BPE over integer ids --> ids --> post-processor.
  *
  * Pre-tokenizer. tokenizer.json's Split regex
@@ -16,24 +17,30 @@
  * consecutive pieces; pre_match() returns where the piece starting at a
  * position ends, branch by branch in the regex's leftmost-first order.
  * \s is the Unicode White_Space property (U+0085 included, U+FEFF not), as
- * in Oniguruma (HF `tokenizers`' regex engine) and Rust's regex crate;
- * (?i) folds 's' to {s, S, U+017F LONG S}, the only non-ASCII simple case
- * fold of the letters s t r e v m l d. L/N come from utf8proc's general
- * categories (Unicode 15.0 for utf8proc 2.8).
+ * in Oniguruma (HF's regex engine) and Rust's regex crate; (?i) folds 's'
+ * to {s, S, U+017F LONG S}, the only non-ASCII case fold of the letters
+ * s t r e v m l d. L/N are utf8proc's general categories (Unicode 15.0)
+ * plus HF_LETTERS/HF_NUMBERS (Unicode 15.1-16.0, as HF's Oniguruma).
+ *
+ * NFC. HF normalizes with Unicode 9.0 tables; utf8proc has 15.0. Code
+ * points in HF_NFC_INERT (marks and composites added after 9.0) are left
+ * as they are and cut normalization spans, which makes the two agree.
  *
  * ByteLevel + BPE. The GPT-2 byte-to-unicode map is a bijection, so the
  * vocabulary is stored in raw bytes (each token string decoded back through
  * the map) and a piece's initial symbols are the ids of its single bytes.
- * Merges live in a (id_a, id_b) -> (rank, merged id) open-addressing table.
- * A piece is merged lowest rank first, leftmost on ties (HF's Word::merge_all
- * order); short pieces by a linear scan, long ones with a binary heap and a
- * linked list (O(n log n): 10 MB of one letter is one piece).
+ * Merges live in an 8-byte-slot (id_a, id_b) -> rank table (merged id by
+ * rank), single-byte pairs in a dense 256x256 table. A piece is merged
+ * lowest rank first, leftmost on ties (HF's Word::merge_all order): up to
+ * 48 bytes by a linear scan, longer ones with a binary heap over a linked
+ * list, from 2048 bytes with per-rank buckets (O(n) when the merges are
+ * "monotone", checked at load: 10 MB of one letter is one piece).
  *
- * Cache. For a piece that is itself a vocabulary token, the outcome of BPE
- * ("is it that one token?") is memoized per token id in an atomic byte
- * array: lock-free, written with relaxed atomics by whichever thread
- * computes it first (every thread computes the same value), so tok_encode
- * stays safe to call concurrently without a lock.
+ * Caches, both lock-free and shared by all threads: (1) per vocabulary id,
+ * whether a piece equal to that token BPE-encodes to that one token (an
+ * atomic byte, relaxed: every thread computes the same value); (2) a word
+ * cache of BPE results for pieces of 4..28 bytes (a seqlock per entry, see
+ * wc_get). Everything else is per call, so tok_encode may run concurrently.
  */
 #include "tokenizer.h"
 
@@ -51,15 +58,63 @@ static const char QWEN_PATTERN[] =
 
 /* Per-code-point class bits. */
 enum {
-    CL_L = 1,      /* \p{L} */
-    CL_N = 2,      /* \p{N} */
-    CL_WS = 4,     /* \s = White_Space */
-    CL_CRLF = 8,   /* \r or \n */
-    CL_UNSAFE = 16 /* NFC may change text around it (not a composition boundary) */
+    CL_L = 1,       /* \p{L} */
+    CL_N = 2,       /* \p{N} */
+    CL_WS = 4,      /* \s = White_Space */
+    CL_CRLF = 8,    /* \r or \n */
+    CL_UNSAFE = 16, /* NFC may change text around it (not a composition boundary) */
+    CL_INERT = 32   /* HF's NFC (Unicode 9.0 data) does not know it: left as is */
 };
 
-#define NO_RANK UINT32_MAX
-#define SMALL_PIECE 48   /* pieces up to this many bytes use the O(n^2) scan */
+/* Where HF tokenizers' Unicode data is not utf8proc's (docs/tokenizer.md,
+ * "Unicode versions"). Measured on HF tokenizers 0.23.2 itself and written
+ * by tests/tokenizer/gen_unicode_tables.mjs (also unicode_tables.json):
+ *   HF_LETTERS, HF_NUMBERS: \p{L} / \p{N} for HF's regex (Oniguruma,
+ *     Unicode 16.0) among code points new since Unicode 14.0; applied where
+ *     utf8proc 2.8 (Unicode 15.0) has them unassigned.
+ *   HF_NFC_INERT: code points HF's NFC (unicode-normalization-alignments,
+ *     Unicode 9.0 tables) does not know, so it neither decomposes, reorders
+ *     nor composes them: marks and composites added after Unicode 9.0.
+ * ---- generated: begin ---- */
+static const uint32_t HF_LETTERS[][2] = {
+    {0x1C89, 0x1C8A},   {0xA7CB, 0xA7CD},   {0xA7DA, 0xA7DC},   {0x105C0, 0x105F3},
+    {0x10D4A, 0x10D65}, {0x10D6F, 0x10D85}, {0x10EC2, 0x10EC4}, {0x1123F, 0x11240},
+    {0x11380, 0x11389}, {0x1138B, 0x1138B}, {0x1138E, 0x1138E}, {0x11390, 0x113B5},
+    {0x113B7, 0x113B7}, {0x113D1, 0x113D1}, {0x113D3, 0x113D3}, {0x11BC0, 0x11BE0},
+    {0x11F02, 0x11F02}, {0x11F04, 0x11F10}, {0x11F12, 0x11F33}, {0x1342F, 0x1342F},
+    {0x13441, 0x13446}, {0x13460, 0x143FA}, {0x16100, 0x1611D}, {0x16D40, 0x16D6C},
+    {0x18CFF, 0x18CFF}, {0x1B132, 0x1B132}, {0x1B155, 0x1B155}, {0x1DF25, 0x1DF2A},
+    {0x1E030, 0x1E06D}, {0x1E4D0, 0x1E4EB}, {0x1E5D0, 0x1E5ED}, {0x1E5F0, 0x1E5F0},
+    {0x2B739, 0x2B739}, {0x2EBF0, 0x2EE5D}, {0x31350, 0x323AF},
+};
+static const uint32_t HF_NUMBERS[][2] = {
+    {0x10D40, 0x10D49}, {0x116D0, 0x116E3}, {0x11BF0, 0x11BF9}, {0x11F50, 0x11F59},
+    {0x16130, 0x16139}, {0x16D70, 0x16D79}, {0x1CCF0, 0x1CCF9}, {0x1D2C0, 0x1D2D3},
+    {0x1E4F0, 0x1E4F9}, {0x1E5F1, 0x1E5FA},
+};
+static const uint32_t HF_NFC_INERT[][2] = {
+    {0x7FD, 0x7FD},     {0x897, 0x89F},     {0x8CA, 0x8D3},     {0x9FE, 0x9FE},
+    {0xC3C, 0xC3C},     {0xD3B, 0xD3C},     {0xEBA, 0xEBA},     {0x1715, 0x1715},
+    {0x1ABF, 0x1ADD},   {0x1AE0, 0x1AEB},   {0x1DF6, 0x1DFA},   {0xA82C, 0xA82C},
+    {0x105C9, 0x105C9}, {0x105D2, 0x105D2}, {0x105DA, 0x105DA}, {0x105E4, 0x105E4},
+    {0x10D24, 0x10D27}, {0x10D69, 0x10D6D}, {0x10EAB, 0x10EAC}, {0x10EFA, 0x10EFB},
+    {0x10EFD, 0x10EFF}, {0x10F46, 0x10F50}, {0x10F82, 0x10F85}, {0x11070, 0x11070},
+    {0x1133B, 0x1133B}, {0x11382, 0x11385}, {0x1138B, 0x1138B}, {0x1138E, 0x1138E},
+    {0x11390, 0x11391}, {0x113B8, 0x113B8}, {0x113BB, 0x113BB}, {0x113C2, 0x113C2},
+    {0x113C5, 0x113C5}, {0x113C7, 0x113C9}, {0x113CE, 0x113D0}, {0x1145E, 0x1145E},
+    {0x11839, 0x1183A}, {0x11930, 0x11930}, {0x11935, 0x11935}, {0x11938, 0x11938},
+    {0x1193D, 0x1193E}, {0x11943, 0x11943}, {0x119E0, 0x119E0}, {0x11A34, 0x11A34},
+    {0x11A47, 0x11A47}, {0x11A99, 0x11A99}, {0x11D42, 0x11D42}, {0x11D44, 0x11D45},
+    {0x11D97, 0x11D97}, {0x11F41, 0x11F42}, {0x1611E, 0x16129}, {0x1612F, 0x1612F},
+    {0x16D63, 0x16D63}, {0x16D67, 0x16D6A}, {0x16FF0, 0x16FF1}, {0x1E08F, 0x1E08F},
+    {0x1E130, 0x1E136}, {0x1E2AE, 0x1E2AE}, {0x1E2EC, 0x1E2EF}, {0x1E4EC, 0x1E4EF},
+    {0x1E5EE, 0x1E5EF}, {0x1E6E3, 0x1E6E3}, {0x1E6E6, 0x1E6E6}, {0x1E6EE, 0x1E6EF},
+    {0x1E6F5, 0x1E6F5},
+};
+/* ---- generated: end ---- */
+
+#define NO_RANK      UINT32_MAX
+#define SMALL_PIECE  48   /* pieces up to this many bytes use the O(n^2) scan */
 #define BUCKET_PIECE 2048 /* pieces from this many bytes use rank buckets (if monotone) */
 
 /* The merge table packs a pair and its rank into 8 bytes so that it stays
@@ -67,7 +122,7 @@ enum {
  *   slot = ((id_a << 20 | id_b) + 1) << 24 | rank,  0 = empty;
  * hence ids < 2^20 and ranks < 2^24, checked at load. The merged token of a
  * rank is merged_id[rank]. */
-#define ID_BITS 20
+#define ID_BITS   20
 #define RANK_BITS 24
 
 typedef struct {
@@ -91,20 +146,21 @@ struct tok_tokenizer {
     struct vslot {
         int32_t id;   /* -1: empty */
         uint32_t tag; /* high half of the hash, checked before the bytes */
-    } *vhash;         /* bytes -> id, open addressing */
+    } * vhash;        /* bytes -> id, open addressing */
     uint32_t vhash_mask;
     int32_t byte_id[256]; /* id of each single byte's token */
 
     uint64_t *mh; /* pair -> rank (see ID_BITS) */
     uint32_t mh_mask;
-    int32_t *merged_id; /* rank -> id of the merged token */
+    int32_t *merged_id;  /* rank -> id of the merged token */
     uint32_t *byte_pair; /* 256 x 256: rank of the merge of two single bytes */
-    uint32_t n_ranks; /* number of merges */
-    size_t small_max;  /* pieces up to this many bytes: bpe_small (<= SMALL_PIECE) */
-    size_t bucket_min; /* pieces from this many bytes: bpe_bucket (if monotone) */
-    bool monotone;    /* a merge's inputs are made only by lower-ranked merges */
+    uint32_t n_ranks;    /* number of merges */
+    size_t small_max;    /* pieces up to this many bytes: bpe_small (<= SMALL_PIECE) */
+    size_t bucket_min;   /* pieces from this many bytes: bpe_bucket (if monotone) */
+    bool monotone;       /* a merge's inputs are made only by lower-ranked merges */
     bool ignore_merges;
     _Atomic uint8_t *self; /* (n_ids): 0 unknown, 1 BPE(token) == [token], 2 not */
+    struct wc_entry *wc;   /* word cache (see wc_get), WC_SIZE entries */
 
     added_token *added; /* sorted by first byte, then longest first */
     int n_added;
@@ -253,11 +309,11 @@ static inline uint64_t hash_pair(uint64_t key)
     return key ^ (key >> 31);
 }
 
-/* Id of a base-vocabulary token with these bytes, or -1. */
-static int32_t vocab_find(const tok_tokenizer *t, const uint8_t *p, size_t n)
+/* Id of a base-vocabulary token with these bytes (hv = hash_bytes(p, n)),
+ * or -1. */
+static int32_t vocab_find_h(const tok_tokenizer *t, const uint8_t *p, size_t n, uint64_t hv)
 {
     if (n == 0 || n > t->max_tok_len) return -1;
-    uint64_t hv = hash_bytes(p, n);
     uint32_t tag = (uint32_t)(hv >> 32);
     for (uint32_t h = (uint32_t)hv & t->vhash_mask;; h = (h + 1) & t->vhash_mask) {
         int32_t id = t->vhash[h].id;
@@ -266,6 +322,11 @@ static int32_t vocab_find(const tok_tokenizer *t, const uint8_t *p, size_t n)
             !memcmp(t->bytes + t->off[id], p, n))
             return id;
     }
+}
+
+static int32_t vocab_find(const tok_tokenizer *t, const uint8_t *p, size_t n)
+{
+    return vocab_find_h(t, p, n, hash_bytes(p, n));
 }
 
 static inline uint64_t pair_key(int32_t a, int32_t b)
@@ -326,7 +387,8 @@ static int bpe_small(const tok_tokenizer *t, const uint8_t *p, int m, int32_t *o
     int32_t ids[SMALL_PIECE];
     uint32_t rank[SMALL_PIECE];
     int32_t nid[SMALL_PIECE];
-    for (int k = 0; k < m; k++) ids[k] = t->byte_id[p[k]];
+    for (int k = 0; k < m; k++)
+        ids[k] = t->byte_id[p[k]];
     int n = m;
     for (int k = 0; k + 1 < n; k++) {
         merge_t mg = byte_merge(t, p[k], p[k + 1]);
@@ -339,8 +401,10 @@ static int bpe_small(const tok_tokenizer *t, const uint8_t *p, int m, int32_t *o
             if (rank[k] < rank[best]) best = k;
         if (rank[best] == NO_RANK) break;
         ids[best] = nid[best];
-        for (int k = best + 1; k + 1 < n; k++) ids[k] = ids[k + 1];
-        for (int k = best + 1; k + 2 < n; k++) rank[k] = rank[k + 1], nid[k] = nid[k + 1];
+        for (int k = best + 1; k + 1 < n; k++)
+            ids[k] = ids[k + 1];
+        for (int k = best + 1; k + 2 < n; k++)
+            rank[k] = rank[k + 1], nid[k] = nid[k + 1];
         n--;
         if (best + 1 < n) {
             merge_t mg = merge_find(t, ids[best], ids[best + 1]);
@@ -563,7 +627,8 @@ static int bpe_bucket(const tok_tokenizer *t, const uint8_t *p, size_t m, idvec 
     rank_lists L = {0};
     /* Distinct ranks ever queued <= min(appends, merges); keep load <= 1/2. */
     size_t nslots = 16, distinct = 3 * m < t->n_ranks ? 3 * m : t->n_ranks;
-    while (nslots < 2 * distinct + 2) nslots <<= 1;
+    while (nslots < 2 * distinct + 2)
+        nslots <<= 1;
     L.slots = calloc(nslots, sizeof *L.slots);
     L.mask = (uint32_t)(nslots - 1);
     L.cap = m + 16;
@@ -631,17 +696,111 @@ out:
     return rc;
 }
 
+/* ------------------------------------------------------------ word cache
+ *
+ * BPE results of short pieces that are not a single vocabulary token, in a
+ * shared direct-mapped table read without locks: each 64-byte entry is a
+ * seqlock made of C11 atomics only (no plain data is shared, so there is no
+ * data race): a writer makes seq odd with a CAS (giving up if another
+ * writer holds the entry), stores the payload with release stores, and
+ * makes seq even again; a reader copies the payload with acquire loads
+ * between two reads of seq and keeps the copy only if seq was even and
+ * unchanged (plain moves on x86). A miss or a lost race just means
+ * running BPE; the cached value is the deterministic BPE result, so what a
+ * thread reads is either absent or right. */
+#define WC_BITS      16
+#define WC_SIZE      (1u << WC_BITS)
+#define WC_MAX_BYTES 28
+#define WC_MAX_IDS   7
+
+struct wc_entry {
+    _Atomic uint32_t seq;
+    _Atomic uint32_t meta; /* len | n_ids << 8 | (hash >> 48) << 16; 0 = empty */
+    _Atomic uint32_t bytes[WC_MAX_BYTES / 4];
+    _Atomic uint32_t ids[WC_MAX_IDS];
+};
+
+static inline uint32_t wc_meta(size_t len, int nids, uint64_t hv)
+{
+    return (uint32_t)len | (uint32_t)nids << 8 | (uint32_t)(hv >> 48) << 16;
+}
+
+/* Copies the cached ids of piece p (m <= WC_MAX_BYTES) into ids; returns
+ * their count, or 0 on a miss. */
+static int wc_get(const tok_tokenizer *t, const uint8_t *p, size_t m, uint64_t hv, int32_t *ids)
+{
+    struct wc_entry *e = &t->wc[(hv >> 20) & (WC_SIZE - 1)];
+    uint32_t s1 = atomic_load_explicit(&e->seq, memory_order_acquire);
+    if (s1 & 1) return 0;
+    uint32_t meta = atomic_load_explicit(&e->meta, memory_order_acquire);
+    if ((meta & 0xFF) != m || meta >> 16 != (uint32_t)(hv >> 48)) return 0;
+    int n = (int)((meta >> 8) & 0xFF);
+    uint32_t w[WC_MAX_BYTES / 4];
+    size_t nw = (m + 3) / 4;
+    /* Acquire loads keep the second read of seq after the payload reads. */
+    for (size_t k = 0; k < nw; k++)
+        w[k] = atomic_load_explicit(&e->bytes[k], memory_order_acquire);
+    for (int k = 0; k < n; k++)
+        ids[k] = (int32_t)atomic_load_explicit(&e->ids[k], memory_order_acquire);
+    if (atomic_load_explicit(&e->seq, memory_order_relaxed) != s1) return 0;
+    uint8_t b[WC_MAX_BYTES] = {0};
+    memcpy(b, p, m);
+    for (size_t k = 0; k < nw; k++) {
+        uint32_t x;
+        memcpy(&x, b + 4 * k, 4);
+        if (x != w[k]) return 0;
+    }
+    return n;
+}
+
+static void wc_put(const tok_tokenizer *t, const uint8_t *p, size_t m, uint64_t hv,
+                   const int32_t *ids, int n)
+{
+    struct wc_entry *e = &t->wc[(hv >> 20) & (WC_SIZE - 1)];
+    uint32_t s = atomic_load_explicit(&e->seq, memory_order_relaxed);
+    if ((s & 1) || !atomic_compare_exchange_strong_explicit(
+                       &e->seq, &s, s + 1, memory_order_acquire, memory_order_relaxed))
+        return; /* another writer holds it: skip */
+    /* Release stores keep the odd seq before the payload writes. */
+    uint8_t b[WC_MAX_BYTES] = {0};
+    memcpy(b, p, m);
+    for (size_t k = 0; k < (m + 3) / 4; k++) {
+        uint32_t x;
+        memcpy(&x, b + 4 * k, 4);
+        atomic_store_explicit(&e->bytes[k], x, memory_order_release);
+    }
+    for (int k = 0; k < n; k++)
+        atomic_store_explicit(&e->ids[k], (uint32_t)ids[k], memory_order_release);
+    atomic_store_explicit(&e->meta, wc_meta(m, n, hv), memory_order_release);
+    atomic_store_explicit(&e->seq, s + 2, memory_order_release);
+}
+
 /* Encodes one pre-tokenized piece (raw bytes) and appends its ids. */
 static int encode_piece(const tok_tokenizer *t, const uint8_t *p, size_t m, idvec *o)
 {
     if (m == 1) return idvec_push(o, t->byte_id[p[0]]) ? 0 : -1;
-    /* Whole-piece lookup (memoized BPE outcome) from 4 bytes on; shorter
-     * pieces are cheaper to merge than to look up. */
-    int32_t whole = m >= 4 || t->ignore_merges ? vocab_find(t, p, m) : -1;
+    /* Caches from 4 bytes on (shorter pieces are cheaper to merge than to
+     * look up): the word cache (one cache line), then the whole piece as one
+     * vocabulary token with its memoized BPE outcome. */
+    uint64_t hv = 0;
+    int32_t whole = -1;
+    bool cacheable = m >= 4 && m <= WC_MAX_BYTES && m <= t->small_max && !t->ignore_merges;
+    if (m >= 4 || t->ignore_merges) hv = hash_bytes(p, m);
+    if (cacheable) {
+        int32_t ids[WC_MAX_IDS];
+        int n = wc_get(t, p, m, hv, ids);
+        for (int k = 0; k < n; k++)
+            if (!idvec_push(o, ids[k])) return -1;
+        if (n) return 0;
+    }
+    if (m >= 4 || t->ignore_merges) whole = vocab_find_h(t, p, m, hv);
     if (whole >= 0) {
         if (t->ignore_merges) return idvec_push(o, whole) ? 0 : -1;
         uint8_t st = atomic_load_explicit(&t->self[whole], memory_order_relaxed);
-        if (st == 1) return idvec_push(o, whole) ? 0 : -1;
+        if (st == 1) {
+            if (cacheable) wc_put(t, p, m, hv, &whole, 1);
+            return idvec_push(o, whole) ? 0 : -1;
+        }
     }
     if (m <= t->small_max) {
         int32_t ids[SMALL_PIECE];
@@ -649,6 +808,7 @@ static int encode_piece(const tok_tokenizer *t, const uint8_t *p, size_t m, idve
         if (whole >= 0)
             atomic_store_explicit(&t->self[whole], (uint8_t)(n == 1 && ids[0] == whole ? 1 : 2),
                                   memory_order_relaxed);
+        if (cacheable && n <= WC_MAX_IDS) wc_put(t, p, m, hv, ids, n);
         for (int k = 0; k < n; k++)
             if (!idvec_push(o, ids[k])) return -1;
         return 0;
@@ -659,7 +819,10 @@ static int encode_piece(const tok_tokenizer *t, const uint8_t *p, size_t m, idve
 
 /* ---------------------------------------------------------- pre-tokenizer */
 
-static inline bool is_other(uint8_t c) { return !(c & (CL_L | CL_N | CL_WS)); }
+static inline bool is_other(uint8_t c)
+{
+    return !(c & (CL_L | CL_N | CL_WS));
+}
 
 /* End of the regex match that starts at s[i] (i < n). */
 static size_t pre_match(const tok_tokenizer *t, const uint8_t *s, size_t n, size_t i)
@@ -674,13 +837,24 @@ static size_t pre_match(const tok_tokenizer *t, const uint8_t *s, size_t n, size
         uint32_t c1 = utf8_dec(s + j, &a1);
         size_t e = j + (size_t)a1;
         switch (c1) {
-        case 's': case 'S': case 0x17F: /* LATIN SMALL LETTER LONG S folds to s */
-        case 't': case 'T': case 'm': case 'M': case 'd': case 'D':
+        case 's':
+        case 'S':
+        case 0x17F: /* LATIN SMALL LETTER LONG S folds to s */
+        case 't':
+        case 'T':
+        case 'm':
+        case 'M':
+        case 'd':
+        case 'D':
             return e;
-        case 'r': case 'R': case 'v': case 'V':
+        case 'r':
+        case 'R':
+        case 'v':
+        case 'V':
             if (e < n && (s[e] == 'e' || s[e] == 'E')) return e + 1;
             break;
-        case 'l': case 'L':
+        case 'l':
+        case 'L':
             if (e < n && (s[e] == 'l' || s[e] == 'L')) return e + 1;
             break;
         }
@@ -718,7 +892,8 @@ static size_t pre_match(const tok_tokenizer *t, const uint8_t *s, size_t n, size
             e += (size_t)a1;
         }
         if (e > k) {
-            while (e < n && (s[e] == '\r' || s[e] == '\n')) e++;
+            while (e < n && (s[e] == '\r' || s[e] == '\n'))
+                e++;
             return e;
         }
     }
@@ -739,40 +914,51 @@ static size_t pre_match(const tok_tokenizer *t, const uint8_t *s, size_t n, size
 
 /* --------------------------------------------------------------------- NFC */
 
-/* NFC of s[0..n) (valid UTF-8). Returns s itself when already normalized
- * (the common case: every code point is an NFC boundary), else a malloc'd
- * buffer in *owned. Returns NULL when out of memory. Only the spans between
- * boundaries that contain a non-boundary code point are run through
- * utf8proc. */
+/* Scans s[i..n) for the next code point that is not an NFC boundary and
+ * returns its offset (n if none). *st is kept at the earliest offset a
+ * normalization span may start from: the last boundary code point before
+ * the returned one (it may compose with what follows), or just after an
+ * inert one (which HF's NFC leaves alone, so no span includes it). */
+static size_t nfc_next_unsafe(const tok_tokenizer *t, const uint8_t *s, size_t n, size_t i,
+                              size_t *st)
+{
+    for (;;) {
+        while (i < n && s[i] < 0x80)
+            *st = i++;
+        if (i >= n) return n;
+        int a;
+        uint8_t k = cp_class(t, utf8_dec(s + i, &a));
+        if (k & CL_UNSAFE) return i;
+        *st = k & CL_INERT ? i + (size_t)a : i;
+        i += (size_t)a;
+    }
+}
+
+/* NFC of s[0..n) (valid UTF-8) as HF tokenizers computes it. Returns s
+ * itself when already normalized (the common case: every code point is an
+ * NFC boundary), else a malloc'd buffer in *owned. Returns NULL when out of
+ * memory. Only the spans between boundaries that contain a non-boundary
+ * code point are run through utf8proc; code points marked inert (see
+ * HF_NFC_INERT) end spans and are copied as they are. */
 static const uint8_t *nfc_segment(const tok_tokenizer *t, const uint8_t *s, size_t n, size_t *out_n,
                                   uint8_t **owned)
 {
     *owned = NULL;
     *out_n = n;
-    size_t i = 0, last_safe = 0;
-    /* Find the first non-boundary code point. */
-    for (;;) {
-        while (i < n && s[i] < 0x80) last_safe = i++;
-        if (i >= n) return s;
-        int a;
-        uint32_t c = utf8_dec(s + i, &a);
-        if (cp_class(t, c) & CL_UNSAFE) break;
-        last_safe = i;
-        i += (size_t)a;
-    }
+    size_t st = 0;
+    size_t i = nfc_next_unsafe(t, s, n, 0, &st);
+    if (i >= n) return s;
     size_t cap = n + n / 2 + 64, on = 0, flushed = 0;
     uint8_t *out = malloc(cap);
     if (!out) return NULL;
-    /* i: a non-boundary code point; last_safe: start of the boundary code
-     * point before it (or 0 when the span starts the segment). */
     while (i < n) {
-        size_t span = last_safe >= flushed ? last_safe : flushed;
-        if (i < span) span = i;
-        size_t e = i;
+        /* The span: from st (a boundary) through the non-boundary code
+         * points, up to the next boundary or inert code point. */
+        size_t span = st, e = i;
         while (e < n) {
             int a;
-            uint32_t c = utf8_dec(s + e, &a);
-            if (e > i && !(cp_class(t, c) & CL_UNSAFE)) break;
+            uint8_t k = cp_class(t, utf8_dec(s + e, &a));
+            if (e > i && (!(k & CL_UNSAFE) || (k & CL_INERT))) break;
             e += (size_t)a;
         }
         utf8proc_uint8_t *norm = NULL;
@@ -798,18 +984,8 @@ static const uint8_t *nfc_segment(const tok_tokenizer *t, const uint8_t *s, size
         on += (size_t)nl;
         free(norm);
         flushed = e;
-        /* Next non-boundary code point after e. */
-        i = e;
-        last_safe = e;
-        for (;;) {
-            while (i < n && s[i] < 0x80) last_safe = i++;
-            if (i >= n) break;
-            int a;
-            uint32_t c = utf8_dec(s + i, &a);
-            if (cp_class(t, c) & CL_UNSAFE) break;
-            last_safe = i;
-            i += (size_t)a;
-        }
+        st = e;
+        i = nfc_next_unsafe(t, s, n, e, &st);
     }
     memcpy(out + on, s + flushed, n - flushed);
     on += n - flushed;
@@ -895,15 +1071,15 @@ int tok_encode(const tok_tokenizer *t, const char *text, size_t len, const char 
         long budget = (long)max_len - t->n_prefix - t->n_suffix;
         o.limit = budget > 0 ? (size_t)budget : 0;
     }
-    for (int k = 0; k < t->n_prefix; k++) idvec_push(&o, t->prefix[k]);
+    for (int k = 0; k < t->n_prefix; k++)
+        idvec_push(&o, t->prefix[k]);
     if (o.limit != SIZE_MAX) o.limit += (size_t)t->n_prefix;
 
     int rc = 0;
     size_t seg = 0, i = 0;
     while (i < n && o.n <= o.limit) {
-        const added_token *a = t->first_start[s[i]] < t->first_start[s[i] + 1]
-                                   ? added_at(t, s, n, i)
-                                   : NULL;
+        const added_token *a =
+            t->first_start[s[i]] < t->first_start[s[i] + 1] ? added_at(t, s, n, i) : NULL;
         if (!a) {
             i++;
             continue;
@@ -928,7 +1104,8 @@ int tok_encode(const tok_tokenizer *t, const char *text, size_t len, const char 
         free(o.v);
         return eq_err(err, errlen, "too many tokens (more than %d)", INT_MAX);
     }
-    for (int k = 0; k < t->n_suffix; k++) idvec_push(&o, t->suffix[k]);
+    for (int k = 0; k < t->n_suffix; k++)
+        idvec_push(&o, t->suffix[k]);
     if (o.oom) {
         free(o.v);
         return eq_err(err, errlen, "out of memory");
@@ -939,7 +1116,10 @@ int tok_encode(const tok_tokenizer *t, const char *text, size_t len, const char 
 
 /* -------------------------------------------------------------- accessors */
 
-void tok_set_vocab_rows(tok_tokenizer *t, int32_t rows) { t->vocab_rows = rows > 0 ? rows : 0; }
+void tok_set_vocab_rows(tok_tokenizer *t, int32_t rows)
+{
+    t->vocab_rows = rows > 0 ? rows : 0;
+}
 
 void tok_set_bpe_paths(tok_tokenizer *t, size_t small_max, size_t bucket_min)
 {
@@ -947,7 +1127,10 @@ void tok_set_bpe_paths(tok_tokenizer *t, size_t small_max, size_t bucket_min)
     t->bucket_min = bucket_min < 2 ? 2 : bucket_min;
 }
 
-int32_t tok_eos_id(const tok_tokenizer *t) { return t->eos; }
+int32_t tok_eos_id(const tok_tokenizer *t)
+{
+    return t->eos;
+}
 
 const char *tok_token_bytes(const tok_tokenizer *t, int32_t id, size_t *len)
 {
@@ -975,7 +1158,9 @@ void tok_free(tok_tokenizer *t)
     free(t->merged_id);
     free(t->byte_pair);
     free((void *)t->self);
-    for (int k = 0; k < t->n_added; k++) free(t->added[k].s);
+    free(t->wc);
+    for (int k = 0; k < t->n_added; k++)
+        free(t->added[k].s);
     free(t->added);
     free(t->blocks);
     free(t->prefix);
@@ -988,7 +1173,8 @@ void tok_free(tok_tokenizer *t)
 /* GPT-2 bytes_to_unicode: byte -> code point, and its inverse. */
 static void byte_level_maps(uint32_t b2u[256], int16_t u2b[324])
 {
-    for (int c = 0; c < 324; c++) u2b[c] = -1;
+    for (int c = 0; c < 324; c++)
+        u2b[c] = -1;
     int extra = 0;
     for (int b = 0; b < 256; b++) {
         bool keep = (b >= 33 && b <= 126) || (b >= 161 && b <= 172) || (b >= 174);
@@ -1019,11 +1205,13 @@ static int build_classes(tok_tokenizer *t, char *err, size_t errlen)
 {
     uint8_t *fl = calloc(0x110000, 1);
     if (!fl) return eq_err(err, errlen, "out of memory");
-    static const uint32_t ws[] = {0x20,   0x85,   0xA0,   0x1680, 0x2028,
-                                  0x2029, 0x202F, 0x205F, 0x3000};
-    for (uint32_t c = 9; c <= 13; c++) fl[c] |= CL_WS;
-    for (size_t k = 0; k < sizeof ws / sizeof ws[0]; k++) fl[ws[k]] |= CL_WS;
-    for (uint32_t c = 0x2000; c <= 0x200A; c++) fl[c] |= CL_WS;
+    static const uint32_t ws[] = {0x20, 0x85, 0xA0, 0x1680, 0x2028, 0x2029, 0x202F, 0x205F, 0x3000};
+    for (uint32_t c = 9; c <= 13; c++)
+        fl[c] |= CL_WS;
+    for (size_t k = 0; k < sizeof ws / sizeof ws[0]; k++)
+        fl[ws[k]] |= CL_WS;
+    for (uint32_t c = 0x2000; c <= 0x200A; c++)
+        fl[c] |= CL_WS;
     fl['\r'] |= CL_CRLF;
     fl['\n'] |= CL_CRLF;
     /* second[c]: c occurs after the first position of some canonical
@@ -1051,7 +1239,8 @@ static int build_classes(tok_tokenizer *t, char *err, size_t errlen)
             return eq_err(err, errlen, "utf8proc: cannot decompose U+%04X", (unsigned)c);
         }
         if (nd == 1 && (uint32_t)d[0] == c) continue;
-        for (utf8proc_ssize_t k = 1; k < nd; k++) second[d[k]] = 1;
+        for (utf8proc_ssize_t k = 1; k < nd; k++)
+            second[d[k]] = 1;
         /* Changed by NFC on its own (singleton or excluded composite)? */
         utf8proc_uint8_t buf[4], *nfc = NULL;
         utf8proc_ssize_t bl = utf8proc_encode_char((utf8proc_int32_t)c, buf);
@@ -1059,8 +1248,22 @@ static int build_classes(tok_tokenizer *t, char *err, size_t errlen)
         if (nl != bl || memcmp(nfc, buf, (size_t)bl) != 0) fl[c] |= CL_UNSAFE;
         free(nfc);
     }
+    /* Letters and numbers of Unicode 15.1/16.0 (HF's regex), HF-inert code points. */
+    for (size_t k = 0; k < sizeof HF_LETTERS / sizeof HF_LETTERS[0]; k++)
+        for (uint32_t c = HF_LETTERS[k][0]; c <= HF_LETTERS[k][1]; c++)
+            if (utf8proc_category((utf8proc_int32_t)c) == UTF8PROC_CATEGORY_CN) fl[c] |= CL_L;
+    for (size_t k = 0; k < sizeof HF_NUMBERS / sizeof HF_NUMBERS[0]; k++)
+        for (uint32_t c = HF_NUMBERS[k][0]; c <= HF_NUMBERS[k][1]; c++)
+            if (utf8proc_category((utf8proc_int32_t)c) == UTF8PROC_CATEGORY_CN) fl[c] |= CL_N;
+    for (size_t k = 0; k < sizeof HF_NFC_INERT / sizeof HF_NFC_INERT[0]; k++)
+        for (uint32_t c = HF_NFC_INERT[k][0]; c <= HF_NFC_INERT[k][1]; c++)
+            second[c] = 2;
     /* Seconds, and code points whose decomposition starts with one. */
     for (uint32_t c = 0; c < 0x110000; c++) {
+        if (second[c] == 2) { /* HF-inert: a boundary on both sides */
+            fl[c] = (uint8_t)((fl[c] & ~CL_UNSAFE) | CL_INERT);
+            continue;
+        }
         if (second[c]) fl[c] |= CL_UNSAFE;
         utf8proc_category_t cat = utf8proc_category((utf8proc_int32_t)c);
         if (cat == UTF8PROC_CATEGORY_CN || cat == UTF8PROC_CATEGORY_CO ||
@@ -1186,7 +1389,8 @@ static int load_vocab(tok_tokenizer *t, const cJSON *model, const char *path, ch
     free(start), free(len);
     /* bytes -> id hash */
     size_t hs = 1;
-    while (hs < count * 2) hs <<= 1;
+    while (hs < count * 2)
+        hs <<= 1;
     t->vhash = malloc(hs * sizeof *t->vhash);
     if (!t->vhash) return eq_err(err, errlen, "out of memory");
     memset(t->vhash, 0xFF, hs * sizeof *t->vhash);
@@ -1200,7 +1404,8 @@ static int load_vocab(tok_tokenizer *t, const cJSON *model, const char *path, ch
                           path);
         uint64_t hv = hash_bytes(p, n);
         uint32_t h = (uint32_t)hv & t->vhash_mask;
-        while (t->vhash[h].id >= 0) h = (h + 1) & t->vhash_mask;
+        while (t->vhash[h].id >= 0)
+            h = (h + 1) & t->vhash_mask;
         t->vhash[h] = (struct vslot){id, (uint32_t)(hv >> 32)};
     }
     for (int b = 0; b < 256; b++) {
@@ -1211,7 +1416,8 @@ static int load_vocab(tok_tokenizer *t, const cJSON *model, const char *path, ch
                           path, b);
     }
     t->self = calloc((size_t)t->n_ids, 1);
-    if (!t->self) return eq_err(err, errlen, "out of memory");
+    t->wc = calloc(WC_SIZE, sizeof *t->wc);
+    if (!t->self || !t->wc) return eq_err(err, errlen, "out of memory");
     return 0;
 }
 
@@ -1222,7 +1428,8 @@ static int load_merges(tok_tokenizer *t, const cJSON *model, const char *path, c
     if (!cJSON_IsArray(merges)) return eq_err(err, errlen, "%s: model.merges missing", path);
     int nm = cJSON_GetArraySize(merges);
     size_t hs = 1;
-    while (hs < (size_t)nm * 2 + 2) hs <<= 1;
+    while (hs < (size_t)nm * 2 + 2)
+        hs <<= 1;
     if (t->n_ids >= (1 << ID_BITS) || (size_t)nm >= (1u << RANK_BITS) - 1)
         return eq_err(err, errlen, "%s: vocabulary or merges too large (ids < 2^%d, merges < 2^%d)",
                       path, ID_BITS, RANK_BITS);
@@ -1263,8 +1470,8 @@ static int load_merges(tok_tokenizer *t, const cJSON *model, const char *path, c
             *sp = 0;
             a = tmp, b = sp + 1;
         } else {
-            rc = eq_err(err, errlen, "%s: model.merges[%u]: expected [a, b] or \"a b\"", path,
-                        rank);
+            rc =
+                eq_err(err, errlen, "%s: model.merges[%u]: expected [a, b] or \"a b\"", path, rank);
             break;
         }
         if (strlen(a) > t->max_tok_len * 2 || strlen(b) > t->max_tok_len * 2) {
@@ -1283,7 +1490,8 @@ static int load_merges(tok_tokenizer *t, const cJSON *model, const char *path, c
         }
         uint64_t key = pair_key(ia, ib);
         uint32_t h = (uint32_t)hash_pair(key) & t->mh_mask;
-        while (t->mh[h] != 0 && t->mh[h] >> RANK_BITS != key) h = (h + 1) & t->mh_mask;
+        while (t->mh[h] != 0 && t->mh[h] >> RANK_BITS != key)
+            h = (h + 1) & t->mh_mask;
         /* A repeated pair keeps its last rank, as HF's HashMap collect does. */
         t->mh[h] = key << RANK_BITS | rank;
         t->merged_id[rank] = in;
@@ -1296,7 +1504,8 @@ static int load_merges(tok_tokenizer *t, const cJSON *model, const char *path, c
     /* Monotone merges (see bpe_bucket)? */
     int64_t *made = malloc((size_t)t->n_ids * sizeof *made);
     if (!made) return eq_err(err, errlen, "out of memory");
-    for (int32_t k = 0; k < t->n_ids; k++) made[k] = -1;
+    for (int32_t k = 0; k < t->n_ids; k++)
+        made[k] = -1;
     const uint64_t rmask = (1u << RANK_BITS) - 1;
     for (uint32_t h = 0; h <= t->mh_mask; h++) {
         if (!t->mh[h]) continue;
@@ -1362,7 +1571,8 @@ static int load_added(tok_tokenizer *t, const cJSON *root, const char *path, cha
     }
     qsort(t->added, (size_t)t->n_added, sizeof *t->added, added_cmp);
     for (int b = 0, k = 0; b <= 256; b++) {
-        while (k < t->n_added && (uint8_t)t->added[k].s[0] < b) k++;
+        while (k < t->n_added && (uint8_t)t->added[k].s[0] < b)
+            k++;
         t->first_start[b] = k;
     }
     t->first_start[256] = t->n_added;

@@ -53,10 +53,20 @@ static void flush(embed_state *s)
     int rc = 0;
     if (s->n_seqs > 0)
         rc = eq_embed(s->e, s->ids, s->cu, s->n_seqs, s->dims, s->vecs, err, sizeof err);
+    /* A failed batch (e.g. one input overflowing to a non-finite state) is
+     * re-run one sequence at a time, so only the culprit fails. */
+    for (int i = 0; rc != 0 && i < s->n_items; i++) {
+        pending *p = &s->items[i];
+        if (p->error) continue;
+        int32_t cu[2] = {0, p->tokens};
+        if (eq_embed(s->e, s->ids + s->cu[p->seq], cu, 1, &p->dims,
+                     s->vecs + (size_t)p->seq * (size_t)s->hidden, err, sizeof err) != 0)
+            p->error = strdup(err);
+    }
     for (int i = 0; i < s->n_items; i++) {
         pending *p = &s->items[i];
-        if (p->error || rc != 0) {
-            put_error(p->lineno, p->id_json, p->error ? p->error : err);
+        if (p->error) {
+            put_error(p->lineno, p->id_json, p->error);
             s->failed = 1;
         } else {
             fputs("{\"id\": ", stdout);

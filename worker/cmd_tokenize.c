@@ -31,6 +31,42 @@ int input_fields(const char *line, size_t len, cJSON **j, const char **text,
     return 0;
 }
 
+/* Writes {"ids": [...]} and a newline with one fwrite: printf per id costs
+ * more than the tokenizer itself. *buf grows as needed. */
+static void put_ids(char **buf, size_t *cap, const int32_t *ids, int n)
+{
+    size_t need = 16 + (size_t)n * 13;
+    if (need > *cap) {
+        char *nb = realloc(*buf, need);
+        if (!nb) {
+            fprintf(stderr, "embedq tokenize: out of memory\n");
+            exit(1);
+        }
+        *buf = nb;
+        *cap = need;
+    }
+    char *p = *buf;
+    memcpy(p, "{\"ids\": [", 9);
+    p += 9;
+    for (int i = 0; i < n; i++) {
+        if (i) {
+            *p++ = ',';
+            *p++ = ' ';
+        }
+        char tmp[12];
+        int k = 0;
+        uint32_t v = (uint32_t)ids[i]; /* ids are non-negative */
+        do {
+            tmp[k++] = (char)('0' + v % 10);
+            v /= 10;
+        } while (v);
+        while (k) *p++ = tmp[--k];
+    }
+    memcpy(p, "]}\n", 3);
+    p += 3;
+    fwrite(*buf, 1, (size_t)(p - *buf), stdout);
+}
+
 int cmd_tokenize(int argc, char **argv)
 {
     static const cli_command cmd = {
@@ -58,8 +94,8 @@ int cmd_tokenize(int argc, char **argv)
         fprintf(stderr, "embedq tokenize: %s\n", err);
         return 1;
     }
-    char *line = NULL;
-    size_t cap = 0;
+    char *line = NULL, *out = NULL;
+    size_t cap = 0, out_cap = 0;
     long n, lineno = 0;
     int failed = 0;
     while ((n = jsonl_read_line(stdin, &line, &cap)) >= 0) {
@@ -79,14 +115,13 @@ int cmd_tokenize(int argc, char **argv)
             fputs("}\n", stdout);
             failed = 1;
         } else {
-            fputs("{\"ids\": [", stdout);
-            for (int i = 0; i < nids; i++) printf(i ? ", %d" : "%d", ids[i]);
-            fputs("]}\n", stdout);
+            put_ids(&out, &out_cap, ids, nids);
         }
         free(ids);
         cJSON_Delete(j);
     }
     free(line);
+    free(out);
     eq_close(e);
     return failed;
 }

@@ -54,7 +54,8 @@ int main(int argc, char **argv)
         r = r * 1664525u + 1013904223u;
         ids[i] = (int32_t)((r >> 8) % (uint32_t)m->cfg.vocab_rows);
     }
-    for (int s = 0; s <= n_seqs; s++) cu[s] = s * len;
+    for (int s = 0; s <= n_seqs; s++)
+        cu[s] = s * len;
 
     double best = 1e30;
     for (int it = 0; it <= repeats; it++) {

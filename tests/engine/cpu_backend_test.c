@@ -11,7 +11,7 @@
  *     vector has unit norm, nothing is NaN/Inf;
  *   - dims == NULL and dims[i] == 0 mean hidden;
  *   - contract violations (bad id, too many tokens, too long a sequence)
- *     return -1 with a message;
+ *     return -1 with a message, and so does a non-finite hidden state;
  *   - F16 and F32 checkpoints of the same seed give vectors close to the
  *     BF16 one (the dtype conversion paths).
  * Agreement with the model's math is tests/engine/embed_vs_ref.py's job.
@@ -21,12 +21,12 @@
  */
 #include <dirent.h>
 #include <math.h>
+#include <omp.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <omp.h>
 #include <unistd.h>
 
 #include "common.h"
@@ -36,14 +36,14 @@
 
 static int failures;
 
-#define CHECK(cond, ...)                                                                     \
-    do {                                                                                     \
-        if (!(cond)) {                                                                       \
-            failures++;                                                                      \
-            fprintf(stderr, "%s:%d: FAIL: ", __FILE__, __LINE__);                            \
-            fprintf(stderr, __VA_ARGS__);                                                    \
-            fputc('\n', stderr);                                                             \
-        }                                                                                    \
+#define CHECK(cond, ...)                                                                           \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            failures++;                                                                            \
+            fprintf(stderr, "%s:%d: FAIL: ", __FILE__, __LINE__);                                  \
+            fprintf(stderr, __VA_ARGS__);                                                          \
+            fputc('\n', stderr);                                                                   \
+        }                                                                                          \
     } while (0)
 
 static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
@@ -58,7 +58,8 @@ static uint32_t rng_next(void) /* splitmix64 */
 static double dot(const float *a, const float *b, int n)
 {
     double s = 0;
-    for (int i = 0; i < n; i++) s += (double)a[i] * b[i];
+    for (int i = 0; i < n; i++)
+        s += (double)a[i] * b[i];
     return s;
 }
 
@@ -69,7 +70,8 @@ static double cosine(const float *a, const float *b, int n)
 
 static void poison(float *v, size_t n)
 {
-    for (size_t i = 0; i < n; i++) v[i] = NAN;
+    for (size_t i = 0; i < n; i++)
+        v[i] = NAN;
 }
 
 static void rm_dir(const char *dir)
@@ -120,8 +122,8 @@ static qw_model *gen_and_load(eq_dtype t, char *dir, size_t dirlen)
 
 typedef struct {
     int n_seqs;
-    int *len;       /* (n_seqs) */
-    int32_t **ids;  /* (n_seqs) -> (len[i]) */
+    int *len;      /* (n_seqs) */
+    int32_t **ids; /* (n_seqs) -> (len[i]) */
     int total, max_len;
 } seq_set;
 
@@ -134,10 +136,13 @@ static void make_seqs(seq_set *s, const int *lens, int n, int vocab)
     for (int i = 0; i < n; i++) {
         s->len[i] = lens[i];
         s->ids[i] = malloc(sizeof(int32_t) * (size_t)lens[i]);
-        for (int j = 0; j < lens[i]; j++) s->ids[i][j] = (int32_t)(rng_next() % (uint32_t)vocab);
-        s->ids[i][0] = i == 0 ? 0 : s->ids[i][0];              /* the table's first row */
-        if (i == 1) s->ids[i][lens[i] - 1] = vocab - 1; /* the table's last row */
-        else if (i % 2 == 0) s->ids[i][lens[i] - 1] = 151643; /* <|endoftext|> */
+        for (int j = 0; j < lens[i]; j++)
+            s->ids[i][j] = (int32_t)(rng_next() % (uint32_t)vocab);
+        s->ids[i][0] = i == 0 ? 0 : s->ids[i][0]; /* the table's first row */
+        if (i == 1)
+            s->ids[i][lens[i] - 1] = vocab - 1; /* the table's last row */
+        else if (i % 2 == 0)
+            s->ids[i][lens[i] - 1] = 151643; /* <|endoftext|> */
         s->total += lens[i];
         if (lens[i] > s->max_len) s->max_len = lens[i];
     }
@@ -145,7 +150,8 @@ static void make_seqs(seq_set *s, const int *lens, int n, int vocab)
 
 static void free_seqs(seq_set *s)
 {
-    for (int i = 0; i < s->n_seqs; i++) free(s->ids[i]);
+    for (int i = 0; i < s->n_seqs; i++)
+        free(s->ids[i]);
     free(s->ids);
     free(s->len);
 }
@@ -154,8 +160,8 @@ static void free_seqs(seq_set *s)
  * sequence index, may be NULL) into out (k, hidden) in `order` order.
  * Checks every value was written. Returns cpu_backend_embed's result. */
 static int embed_packed(cpu_backend *b, const seq_set *s, const int *order, int k,
-                        const int *dims_by_seq, int hidden, float *out, int32_t *ids,
-                        int32_t *cu, int *dims)
+                        const int *dims_by_seq, int hidden, float *out, int32_t *ids, int32_t *cu,
+                        int *dims)
 {
     char err[EQ_ERRLEN];
     cu[0] = 0;
@@ -216,7 +222,8 @@ int main(int argc, char **argv)
     /* 2. packed: in order, reversed, random groupings */
     double min_cos = 1.0, max_abs = 0.0;
     for (int trial = 0; trial < (quick ? 4 : 8); trial++) {
-        for (int i = 0; i < n; i++) order[i] = trial == 1 ? n - 1 - i : i;
+        for (int i = 0; i < n; i++)
+            order[i] = trial == 1 ? n - 1 - i : i;
         if (trial >= 2)
             for (int i = n - 1; i > 0; i--) { /* Fisher-Yates */
                 int j = (int)(rng_next() % (uint32_t)(i + 1)), t = order[i];
@@ -228,19 +235,20 @@ int main(int argc, char **argv)
             if (start + k > n) k = n - start;
             embed_packed(b, &s, order + start, k, NULL, D, out, ids, cu, dims);
             for (int i = 0; i < k; i++) {
-                const float *got = out + (size_t)i * D, *want = single + (size_t)order[start + i] * D;
+                const float *got = out + (size_t)i * D,
+                            *want = single + (size_t)order[start + i] * D;
                 double c = cosine(got, want, D);
                 if (c < min_cos) min_cos = c;
                 for (int j = 0; j < D; j++)
                     if (fabs(got[j] - want[j]) > max_abs) max_abs = fabs(got[j] - want[j]);
-                CHECK(c >= 0.99999, "trial %d: seq %d (len %d) packed vs alone: cosine %.8f",
-                      trial, order[start + i], s.len[order[start + i]], c);
+                CHECK(c >= 0.99999, "trial %d: seq %d (len %d) packed vs alone: cosine %.8f", trial,
+                      order[start + i], s.len[order[start + i]], c);
             }
             start += k;
         }
     }
-    printf("packed vs alone: min cosine %.9f, max |diff| %.3g (%d sequences, %d tokens)\n",
-           min_cos, max_abs, n, s.total);
+    printf("packed vs alone: min cosine %.9f, max |diff| %.3g (%d sequences, %d tokens)\n", min_cos,
+           max_abs, n, s.total);
 
     /* 3. Matryoshka: truncate THEN normalize; zeros after dims; dims 0 = hidden */
     int *dseq = malloc(sizeof(int) * (size_t)n);
@@ -279,7 +287,8 @@ int main(int argc, char **argv)
     poison(out, (size_t)3 * D);
     CHECK(cpu_backend_embed(b, ids, cu, 3, NULL, out, err, sizeof err) == 0, "dims NULL: %s", err);
     for (int i = 0; i < 3; i++)
-        CHECK(cosine(out + (size_t)i * D, single + (size_t)i * D, D) >= 0.99999, "dims NULL seq %d", i);
+        CHECK(cosine(out + (size_t)i * D, single + (size_t)i * D, D) >= 0.99999, "dims NULL seq %d",
+              i);
 
     /* 4. contract violations return -1 with a message */
     int32_t bad_ids[2] = {5, V};
@@ -304,7 +313,8 @@ int main(int argc, char **argv)
     cpu_backend *b1 = cpu_backend_new(m, s.total, s.max_len, 1, err, sizeof err);
     CHECK(b1 != NULL, "cpu_backend_new(threads 1): %s", err);
     if (b1) {
-        for (int i = 0; i < n; i++) order[i] = i;
+        for (int i = 0; i < n; i++)
+            order[i] = i;
         embed_packed(b1, &s, order, n, NULL, D, out, ids, cu, dims);
         double mc = 1.0;
         for (int i = 0; i < n; i++) {
@@ -325,6 +335,27 @@ int main(int argc, char **argv)
         cpu_backend_free(bs);
     }
 
+    /* an overflow fails the batch instead of returning NaN/Inf: the same
+     * weights but a final norm of +Inf */
+    {
+        qw_model inf_model = *m;
+        uint16_t *inf_norm = malloc(sizeof(uint16_t) * (size_t)D);
+        for (int i = 0; i < D; i++)
+            inf_norm[i] = 0x7f80; /* bf16 +Inf */
+        inf_model.final_norm.data = inf_norm;
+        inf_model.final_norm.dtype = EQ_BF16;
+        cpu_backend *bi = cpu_backend_new(&inf_model, s.total, s.max_len, 0, err, sizeof err);
+        CHECK(bi != NULL, "cpu_backend_new(inf norm): %s", err);
+        if (bi) {
+            err[0] = 0;
+            CHECK(cpu_backend_embed(bi, s.ids[3], cu2, 1, NULL, out, err, sizeof err) == -1 &&
+                      strstr(err, "non-finite"),
+                  "non-finite hidden state not reported (%s)", err);
+            cpu_backend_free(bi);
+        }
+        free(inf_norm);
+    }
+
     cpu_backend_free(b);
     qw_model_free(m);
     rm_dir(dir);
@@ -339,7 +370,8 @@ int main(int argc, char **argv)
         cpu_backend *b2 = cpu_backend_new(m2, s.total, s.max_len, 0, err, sizeof err);
         CHECK(b2 != NULL, "cpu_backend_new: %s", err);
         if (b2) {
-            for (int i = 0; i < n; i++) order[i] = i;
+            for (int i = 0; i < n; i++)
+                order[i] = i;
             embed_packed(b2, &s, order, n, NULL, D, out, ids, cu, dims);
             double mc = 1.0;
             for (int i = 0; i < n; i++) {

