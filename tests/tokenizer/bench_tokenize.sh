@@ -20,7 +20,8 @@
 #     (load time), best of 3; it includes JSON parsing and printing.
 #   - tok_bench (if built next to embedq, or TOK_BENCH=path): tok_encode
 #     alone, best of 3.
-# Needs python3 and node; run from anywhere.
+# BENCH_SOURCE=file.jsonl ({"text": ...} lines) replaces corpus.jsonl as the
+# source that is repeated. Needs python3 and node; run from anywhere.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
@@ -43,7 +44,7 @@ if [ ! -f "$model/config.json" ]; then
 fi
 
 # The benchmark input.
-python3 - "$here/corpus.jsonl" "$tmp/input.jsonl" "$target_mb" > "$tmp/bytes" <<'PY'
+python3 - "${BENCH_SOURCE:-$here/corpus.jsonl}" "$tmp/input.jsonl" "$target_mb" > "$tmp/bytes" <<'PY'
 import json, sys
 src, dst, target = sys.argv[1], sys.argv[2], float(sys.argv[3]) * 1e6
 instr = ["Given a web search query, retrieve relevant passages that answer the query",
