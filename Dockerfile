@@ -3,7 +3,7 @@
 # Not built in CI: the development machines have no Docker engine.
 FROM debian:12-slim AS build
 RUN apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-      build-essential cmake pkg-config libutf8proc-dev libpcre2-dev libcjson-dev libopenblas-dev \
+      build-essential cmake pkg-config libutf8proc-dev libcjson-dev libopenblas-dev \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY CMakeLists.txt ./
@@ -15,7 +15,7 @@ RUN cmake -S . -B build -DCMAKE_BUILD_TYPE=Release && cmake --build build -j"$(n
 
 FROM debian:12-slim
 RUN apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-      libutf8proc2 libpcre2-8-0 libcjson1 libopenblas0-pthread libgomp1 \
+      libutf8proc2 libcjson1 libopenblas0-pthread libgomp1 \
     && rm -rf /var/lib/apt/lists/*
 COPY --from=build /src/build/embedq /usr/local/bin/embedq
 USER 65532:65532
