@@ -22,9 +22,12 @@ static int log_threshold(void)
         const char *s = getenv("EMBEDQ_LOG_LEVEL");
         level = EQ_LOG_INFO;
         if (s) {
-            if (!strcmp(s, "debug")) level = EQ_LOG_DEBUG;
-            else if (!strcmp(s, "warn")) level = EQ_LOG_WARN;
-            else if (!strcmp(s, "error")) level = EQ_LOG_ERROR;
+            if (!strcmp(s, "debug"))
+                level = EQ_LOG_DEBUG;
+            else if (!strcmp(s, "warn"))
+                level = EQ_LOG_WARN;
+            else if (!strcmp(s, "error"))
+                level = EQ_LOG_ERROR;
         }
     }
     return level;
@@ -48,9 +51,12 @@ void eq_log_at(int level, const char *file, int line, const char *fmt, ...)
 const char *eq_dtype_name(eq_dtype t)
 {
     switch (t) {
-    case EQ_F32: return "F32";
-    case EQ_F16: return "F16";
-    case EQ_BF16: return "BF16";
+    case EQ_F32:
+        return "F32";
+    case EQ_F16:
+        return "F16";
+    case EQ_BF16:
+        return "BF16";
     }
     return "?";
 }
@@ -86,12 +92,16 @@ void eq_to_f32(float *dst, const void *src, eq_dtype t, size_t n)
 {
     const uint16_t *h = src;
     switch (t) {
-    case EQ_F32: memcpy(dst, src, n * 4); break;
+    case EQ_F32:
+        memcpy(dst, src, n * 4);
+        break;
     case EQ_BF16:
-        for (size_t i = 0; i < n; i++) dst[i] = eq_bf16_to_f32(h[i]);
+        for (size_t i = 0; i < n; i++)
+            dst[i] = eq_bf16_to_f32(h[i]);
         break;
     case EQ_F16:
-        for (size_t i = 0; i < n; i++) dst[i] = eq_f16_to_f32(h[i]);
+        for (size_t i = 0; i < n; i++)
+            dst[i] = eq_f16_to_f32(h[i]);
         break;
     }
 }

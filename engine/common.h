@@ -20,16 +20,14 @@
 
 /* Writes a formatted message into err (if err != NULL). Always returns -1 so
  * that `return eq_err(err, errlen, "...")` reads naturally. */
-int eq_err(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+int eq_err(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
-#define EQ_ASSERT(cond)                                                        \
-    do {                                                                       \
-        if (!(cond)) {                                                         \
-            fprintf(stderr, "%s:%d: assertion failed: %s\n", __FILE__,         \
-                    __LINE__, #cond);                                          \
-            abort();                                                           \
-        }                                                                      \
+#define EQ_ASSERT(cond)                                                                            \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            fprintf(stderr, "%s:%d: assertion failed: %s\n", __FILE__, __LINE__, #cond);           \
+            abort();                                                                               \
+        }                                                                                          \
     } while (0)
 
 /* Logging: one level-filtered macro. Level from EMBEDQ_LOG_LEVEL
@@ -42,7 +40,10 @@ void eq_log_at(int level, const char *file, int line, const char *fmt, ...)
 /* Element types of tensors on disk and in memory. */
 typedef enum { EQ_F32 = 0, EQ_F16 = 1, EQ_BF16 = 2 } eq_dtype;
 
-static inline size_t eq_dtype_size(eq_dtype t) { return t == EQ_F32 ? 4 : 2; }
+static inline size_t eq_dtype_size(eq_dtype t)
+{
+    return t == EQ_F32 ? 4 : 2;
+}
 const char *eq_dtype_name(eq_dtype t);
 
 static inline float eq_bf16_to_f32(uint16_t h)

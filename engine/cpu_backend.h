@@ -21,8 +21,8 @@ typedef struct cpu_backend cpu_backend;
 /* Allocates every buffer needed for batches of up to max_tokens tokens and
  * sequences of up to max_seq_len tokens. m must outlive the backend.
  * threads <= 0: all cores. Returns NULL with a message on failure. */
-cpu_backend *cpu_backend_new(const qw_model *m, int max_tokens, int max_seq_len,
-                             int threads, char *err, size_t errlen);
+cpu_backend *cpu_backend_new(const qw_model *m, int max_tokens, int max_seq_len, int threads,
+                             char *err, size_t errlen);
 void cpu_backend_free(cpu_backend *b);
 
 /* Same contract as eq_embed (engine.h), arguments already validated:
@@ -34,7 +34,7 @@ void cpu_backend_free(cpu_backend *b);
  * message (a bug in the caller) and writes nothing. A pooled hidden state
  * that is not finite (overflow) also returns -1; out is then partly
  * written. No NaN/Inf is ever returned with 0. */
-int cpu_backend_embed(cpu_backend *b, const int32_t *ids, const int32_t *cu_seqlens,
-                      int n_seqs, const int *dims, float *out, char *err, size_t errlen);
+int cpu_backend_embed(cpu_backend *b, const int32_t *ids, const int32_t *cu_seqlens, int n_seqs,
+                      const int *dims, float *out, char *err, size_t errlen);
 
 #endif

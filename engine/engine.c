@@ -13,7 +13,7 @@
 #include "cpu_backend.h"
 #include "tokenizer.h"
 
-#define DEFAULT_MAX_SEQ_LEN 8192
+#define DEFAULT_MAX_SEQ_LEN  8192
 #define DEFAULT_BATCH_TOKENS 16384
 
 struct eq_engine {
@@ -32,8 +32,7 @@ static bool file_exists(const char *p)
     return stat(p, &st) == 0;
 }
 
-int eq_open(const char *model_dir, const eq_options *opt, eq_engine **out, char *err,
-            size_t errlen)
+int eq_open(const char *model_dir, const eq_options *opt, eq_engine **out, char *err, size_t errlen)
 {
     eq_options o = {0};
     if (opt) o = *opt;
@@ -85,8 +84,8 @@ int eq_open(const char *model_dir, const eq_options *opt, eq_engine **out, char 
             eq_err(err, errlen, "out of memory");
             goto fail;
         }
-        e->cpu = cpu_backend_new(e->model, e->max_batch_tokens, e->max_seq_len, o.threads, err,
-                                 errlen);
+        e->cpu =
+            cpu_backend_new(e->model, e->max_batch_tokens, e->max_seq_len, o.threads, err, errlen);
         if (!e->cpu) goto fail;
     }
     *out = e;
@@ -106,9 +105,18 @@ void eq_close(eq_engine *e)
     free(e);
 }
 
-const qw_config *eq_config(const eq_engine *e) { return &e->cfg; }
-int eq_max_seq_len(const eq_engine *e) { return e->max_seq_len; }
-int eq_max_batch_tokens(const eq_engine *e) { return e->max_batch_tokens; }
+const qw_config *eq_config(const eq_engine *e)
+{
+    return &e->cfg;
+}
+int eq_max_seq_len(const eq_engine *e)
+{
+    return e->max_seq_len;
+}
+int eq_max_batch_tokens(const eq_engine *e)
+{
+    return e->max_batch_tokens;
+}
 
 int eq_encode(eq_engine *e, const char *text, size_t len, const char *instruction, size_t ilen,
               int32_t **ids, bool *truncated, char *err, size_t errlen)
@@ -142,7 +150,8 @@ int eq_embed(eq_engine *e, const int32_t *ids, const int32_t *cu_seqlens, int n_
             return eq_err(err, errlen, "token id %d at position %d outside the table (0..%d)",
                           ids[t], t, e->cfg.vocab_rows - 1);
     /* n_seqs <= total <= max_batch_tokens: the dims scratch always fits. */
-    for (int i = 0; i < n_seqs; i++) e->dims[i] = (dims && dims[i]) ? dims[i] : hidden;
+    for (int i = 0; i < n_seqs; i++)
+        e->dims[i] = (dims && dims[i]) ? dims[i] : hidden;
     /* CPU backend failures (e.g. a non-finite hidden state) fail this batch
      * only; the backend stays usable. */
     return cpu_backend_embed(e->cpu, ids, cu_seqlens, n_seqs, e->dims, out, err, errlen);

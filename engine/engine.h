@@ -36,8 +36,8 @@ typedef struct {
 } eq_options;
 
 /* Opens model_dir. Returns 0 and *out, or -1 with a message in err. */
-int eq_open(const char *model_dir, const eq_options *opt, eq_engine **out,
-            char *err, size_t errlen);
+int eq_open(const char *model_dir, const eq_options *opt, eq_engine **out, char *err,
+            size_t errlen);
 void eq_close(eq_engine *e);
 
 const qw_config *eq_config(const eq_engine *e);
@@ -50,8 +50,8 @@ int eq_max_batch_tokens(const eq_engine *e);
  * <|endoftext|>. On success returns the number of ids (>= 1) and sets *ids
  * (malloc'd; the caller frees) and *truncated. On bad input (e.g. invalid
  * UTF-8) returns -1 with a message. Thread-safe. */
-int eq_encode(eq_engine *e, const char *text, size_t len, const char *instruction,
-              size_t ilen, int32_t **ids, bool *truncated, char *err, size_t errlen);
+int eq_encode(eq_engine *e, const char *text, size_t len, const char *instruction, size_t ilen,
+              int32_t **ids, bool *truncated, char *err, size_t errlen);
 
 /* Runs one packed batch. ids: cu_seqlens[n_seqs] token ids; dims: n_seqs
  * Matryoshka sizes (32..hidden; 0 = hidden); out: n_seqs * hidden floats,

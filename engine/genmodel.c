@@ -26,12 +26,11 @@
 #endif
 
 #define CHUNK_ELEMS (16u << 20) /* elements generated per write            */
-#define GOLDEN 0x9E3779B97F4A7C15ull
+#define GOLDEN      0x9E3779B97F4A7C15ull
 
 /* ---- presets ---- */
 
-int genmodel_preset(const char *preset, qw_config *cfg, char *err,
-                    size_t errlen)
+int genmodel_preset(const char *preset, qw_config *cfg, char *err, size_t errlen)
 {
     qw_config c = {0};
     c.rms_eps = 1e-6f;
@@ -74,9 +73,7 @@ int genmodel_preset(const char *preset, qw_config *cfg, char *err,
         c.max_pos = 40960;
         c.tie_word_embeddings = false;
     } else {
-        return eq_err(err, errlen,
-                      "unknown preset \"%s\" (expected tiny, 0.6b, 4b or 8b)",
-                      preset);
+        return eq_err(err, errlen, "unknown preset \"%s\" (expected tiny, 0.6b, 4b or 8b)", preset);
     }
     *cfg = c;
     return 0;
@@ -129,8 +126,8 @@ typedef struct {
     int pfx_len; /* the RNG key uses name + pfx_len: no prefix */
 } gtensor;
 
-static void gen_chunk(void *dst, eq_dtype dt, const gtensor *t, uint64_t key,
-                      uint64_t start, size_t n)
+static void gen_chunk(void *dst, eq_dtype dt, const gtensor *t, uint64_t key, uint64_t start,
+                      size_t n)
 {
     float scale = 1.0f;
     if (t->kind == K_LINEAR) scale = 1.0f / sqrtf((float)t->cols);
@@ -145,22 +142,27 @@ static void gen_chunk(void *dst, eq_dtype dt, const gtensor *t, uint64_t key,
             v = 0.7f + 0.6f * (float)(r >> 40) * (1.0f / 16777216.0f);
         } else {
             float s = (float)(r & 0xffff) + (float)((r >> 16) & 0xffff) +
-                      (float)((r >> 32) & 0xffff) + (float)(r >> 48) + 2.0f -
-                      131072.0f;
+                      (float)((r >> 32) & 0xffff) + (float)(r >> 48) + 2.0f - 131072.0f;
             v = s * ih * scale;
         }
         switch (dt) {
-        case EQ_BF16: ((uint16_t *)dst)[i] = eq_f32_to_bf16(v); break;
-        case EQ_F16: ((uint16_t *)dst)[i] = f32_to_f16(v); break;
-        case EQ_F32: ((float *)dst)[i] = v; break;
+        case EQ_BF16:
+            ((uint16_t *)dst)[i] = eq_f32_to_bf16(v);
+            break;
+        case EQ_F16:
+            ((uint16_t *)dst)[i] = f32_to_f16(v);
+            break;
+        case EQ_F32:
+            ((float *)dst)[i] = v;
+            break;
         }
     }
 }
 
 /* ---- tensor list ---- */
 
-static int build_list(const qw_config *c, const char *pfx, bool lm_head,
-                      gtensor **out, size_t *n_out)
+static int build_list(const qw_config *c, const char *pfx, bool lm_head, gtensor **out,
+                      size_t *n_out)
 {
     size_t cap = 2 + (size_t)c->n_layers * 11 + 1;
     gtensor *t = calloc(cap, sizeof *t);
@@ -168,15 +170,15 @@ static int build_list(const qw_config *c, const char *pfx, bool lm_head,
     size_t n = 0;
     const int64_t H = c->hidden, I = c->intermediate, D = c->head_dim;
     const int64_t QD = (int64_t)c->n_heads * D, KD = (int64_t)c->n_kv_heads * D;
-#define ADD(kind_, r_, c_, ...)                                                \
-    do {                                                                       \
-        gtensor *g = &t[n++];                                                  \
-        int w_ = snprintf(g->name, sizeof g->name, "%s", pfx);                 \
-        snprintf(g->name + w_, sizeof g->name - (size_t)w_, __VA_ARGS__);      \
-        g->kind = kind_;                                                       \
-        g->pfx_len = w_;                                                       \
-        g->rows = r_;                                                          \
-        g->cols = c_;                                                          \
+#define ADD(kind_, r_, c_, ...)                                                                    \
+    do {                                                                                           \
+        gtensor *g = &t[n++];                                                                      \
+        int w_ = snprintf(g->name, sizeof g->name, "%s", pfx);                                     \
+        snprintf(g->name + w_, sizeof g->name - (size_t)w_, __VA_ARGS__);                          \
+        g->kind = kind_;                                                                           \
+        g->pfx_len = w_;                                                                           \
+        g->rows = r_;                                                                              \
+        g->cols = c_;                                                                              \
     } while (0)
     ADD(K_EMBED, c->vocab_rows, H, "embed_tokens.weight");
     for (int l = 0; l < c->n_layers; l++) {
@@ -222,32 +224,25 @@ static int mkdir_p(const char *dir, char *err, size_t errlen)
         if (*p != '/') continue;
         *p = 0;
         if (mkdir(tmp, 0777) != 0 && errno != EEXIST)
-            return eq_err(err, errlen, "%s: cannot create directory: %s", tmp,
-                          strerror(errno));
+            return eq_err(err, errlen, "%s: cannot create directory: %s", tmp, strerror(errno));
         *p = '/';
     }
     if (mkdir(tmp, 0777) != 0 && errno != EEXIST)
-        return eq_err(err, errlen, "%s: cannot create directory: %s", tmp,
-                      strerror(errno));
+        return eq_err(err, errlen, "%s: cannot create directory: %s", tmp, strerror(errno));
     struct stat sb;
     if (stat(tmp, &sb) != 0 || !S_ISDIR(sb.st_mode))
         return eq_err(err, errlen, "%s: not a directory", tmp);
     return 0;
 }
 
-static int write_text(const char *path, const char *text, char *err,
-                      size_t errlen)
+static int write_text(const char *path, const char *text, char *err, size_t errlen)
 {
     FILE *f = fopen(path, "wb");
-    if (!f)
-        return eq_err(err, errlen, "%s: cannot create: %s", path,
-                      strerror(errno));
+    if (!f) return eq_err(err, errlen, "%s: cannot create: %s", path, strerror(errno));
     size_t n = strlen(text);
     int bad = fwrite(text, 1, n, f) != n;
     if (fclose(f) != 0) bad = 1;
-    if (bad)
-        return eq_err(err, errlen, "%s: write error: %s", path,
-                      strerror(errno));
+    if (bad) return eq_err(err, errlen, "%s: write error: %s", path, strerror(errno));
     return 0;
 }
 
@@ -256,8 +251,7 @@ static const char *torch_dtype(eq_dtype t)
     return t == EQ_F32 ? "float32" : t == EQ_F16 ? "float16" : "bfloat16";
 }
 
-static int write_config(const char *path, const qw_config *c, eq_dtype dt,
-                        char *err, size_t errlen)
+static int write_config(const char *path, const qw_config *c, eq_dtype dt, char *err, size_t errlen)
 {
     char buf[2048];
     /* Keys sorted, 2-space indent: what transformers' save_pretrained
@@ -293,9 +287,8 @@ static int write_config(const char *path, const qw_config *c, eq_dtype dt,
              "  \"use_sliding_window\": false,\n"
              "  \"vocab_size\": %d\n"
              "}\n",
-             c->head_dim, c->hidden, c->intermediate, c->max_pos, c->n_layers,
-             c->n_heads, c->n_layers, c->n_kv_heads,
-             c->tie_word_embeddings ? "true" : "false", torch_dtype(dt),
+             c->head_dim, c->hidden, c->intermediate, c->max_pos, c->n_layers, c->n_heads,
+             c->n_layers, c->n_kv_heads, c->tie_word_embeddings ? "true" : "false", torch_dtype(dt),
              c->vocab_rows);
     return write_text(path, buf, err, errlen);
 }
@@ -311,8 +304,7 @@ static const char *post_processor_json =
     "\"special_tokens\":{\"<|endoftext|>\":{\"id\":\"<|endoftext|>\","
     "\"ids\":[151643],\"tokens\":[\"<|endoftext|>\"]}}}";
 
-static int write_json_file(const char *path, cJSON *j, bool pretty,
-                           char *err, size_t errlen)
+static int write_json_file(const char *path, cJSON *j, bool pretty, char *err, size_t errlen)
 {
     char *s = pretty ? cJSON_Print(j) : cJSON_PrintUnformatted(j);
     if (!s) return eq_err(err, errlen, "%s: out of memory printing JSON", path);
@@ -321,8 +313,7 @@ static int write_json_file(const char *path, cJSON *j, bool pretty,
     return rc;
 }
 
-static int write_tokenizer(const char *src, const char *out_dir, char *err,
-                           size_t errlen)
+static int write_tokenizer(const char *src, const char *out_dir, char *err, size_t errlen)
 {
     char path[4096];
     size_t len = 0;
@@ -335,8 +326,7 @@ static int write_tokenizer(const char *src, const char *out_dir, char *err,
                       msg);
     cJSON *root = cJSON_ParseWithLength(text, len);
     free(text);
-    if (!cJSON_IsObject(root) ||
-        !cJSON_IsObject(cJSON_GetObjectItemCaseSensitive(root, "model"))) {
+    if (!cJSON_IsObject(root) || !cJSON_IsObject(cJSON_GetObjectItemCaseSensitive(root, "model"))) {
         cJSON_Delete(root);
         return eq_err(err, errlen,
                       "%s: not a Hugging Face tokenizer.json (JSON object "
@@ -358,10 +348,11 @@ static int write_tokenizer(const char *src, const char *out_dir, char *err,
     char cfg_src[4096];
     snprintf(cfg_src, sizeof cfg_src, "%s", src);
     char *slash = strrchr(cfg_src, '/');
-    if (slash) slash[1] = 0;
-    else cfg_src[0] = 0;
-    strncat(cfg_src, "tokenizer_config.json",
-            sizeof cfg_src - strlen(cfg_src) - 1);
+    if (slash)
+        slash[1] = 0;
+    else
+        cfg_src[0] = 0;
+    strncat(cfg_src, "tokenizer_config.json", sizeof cfg_src - strlen(cfg_src) - 1);
     if (access(cfg_src, R_OK) != 0) return 0;
     text = eq_read_file(cfg_src, &len, err, errlen);
     if (!text) return -1;
@@ -384,47 +375,44 @@ static int write_tokenizer(const char *src, const char *out_dir, char *err,
 
 static int cmp_gt_name(const void *a, const void *b)
 {
-    return strcmp((*(const gtensor *const *)a)->name,
-                  (*(const gtensor *const *)b)->name);
+    return strcmp((*(const gtensor *const *)a)->name, (*(const gtensor *const *)b)->name);
 }
 
-static int write_index(const char *path, gtensor *t, size_t n, int n_shards,
-                       uint64_t total, eq_dtype dt, char *err, size_t errlen)
+static int write_index(const char *path, gtensor *t, size_t n, int n_shards, uint64_t total,
+                       eq_dtype dt, char *err, size_t errlen)
 {
     gtensor **ord = malloc(n * sizeof *ord);
     if (!ord) return eq_err(err, errlen, "%s: out of memory", path);
-    for (size_t i = 0; i < n; i++) ord[i] = &t[i];
+    for (size_t i = 0; i < n; i++)
+        ord[i] = &t[i];
     qsort(ord, n, sizeof *ord, cmp_gt_name);
     FILE *f = fopen(path, "wb");
     if (!f) {
         free(ord);
-        return eq_err(err, errlen, "%s: cannot create: %s", path,
-                      strerror(errno));
+        return eq_err(err, errlen, "%s: cannot create: %s", path, strerror(errno));
     }
     (void)dt;
-    fprintf(f, "{\n  \"metadata\": {\n    \"total_size\": %llu\n  },\n"
-               "  \"weight_map\": {\n",
+    fprintf(f,
+            "{\n  \"metadata\": {\n    \"total_size\": %llu\n  },\n"
+            "  \"weight_map\": {\n",
             (unsigned long long)total);
     for (size_t i = 0; i < n; i++)
-        fprintf(f, "    \"%s\": \"model-%05d-of-%05d.safetensors\"%s\n",
-                ord[i]->name, ord[i]->shard + 1, n_shards,
-                i + 1 < n ? "," : "");
+        fprintf(f, "    \"%s\": \"model-%05d-of-%05d.safetensors\"%s\n", ord[i]->name,
+                ord[i]->shard + 1, n_shards, i + 1 < n ? "," : "");
     fprintf(f, "  }\n}\n");
     free(ord);
     int bad = ferror(f);
     if (fclose(f) != 0) bad = 1;
-    if (bad)
-        return eq_err(err, errlen, "%s: write error: %s", path,
-                      strerror(errno));
+    if (bad) return eq_err(err, errlen, "%s: write error: %s", path, strerror(errno));
     return 0;
 }
 
-static int write_shard(const char *path, gtensor *t, size_t n, int shard,
-                       uint64_t seed, eq_dtype dt, void *chunk, char *err,
-                       size_t errlen)
+static int write_shard(const char *path, gtensor *t, size_t n, int shard, uint64_t seed,
+                       eq_dtype dt, void *chunk, char *err, size_t errlen)
 {
     size_t cnt = 0;
-    for (size_t i = 0; i < n; i++) cnt += t[i].shard == shard;
+    for (size_t i = 0; i < n; i++)
+        cnt += t[i].shard == shard;
     st_desc *d = calloc(cnt, sizeof *d);
     if (!d) return eq_err(err, errlen, "%s: out of memory", path);
     st_dtype sdt = dt == EQ_F32 ? ST_F32 : dt == EQ_F16 ? ST_F16 : ST_BF16;
@@ -448,8 +436,7 @@ static int write_shard(const char *path, gtensor *t, size_t n, int shard,
         uint64_t key = tensor_key(seed, t[i].name + t[i].pfx_len);
         uint64_t total = gt_numel(&t[i]);
         for (uint64_t s = 0; s < total; s += CHUNK_ELEMS) {
-            size_t m = (size_t)(total - s < CHUNK_ELEMS ? total - s
-                                                        : CHUNK_ELEMS);
+            size_t m = (size_t)(total - s < CHUNK_ELEMS ? total - s : CHUNK_ELEMS);
             gen_chunk(chunk, dt, &t[i], key, s, m);
             if (st_writer_write(w, chunk, m * es, err, errlen) != 0) {
                 st_writer_abort(w);
@@ -460,15 +447,13 @@ static int write_shard(const char *path, gtensor *t, size_t n, int shard,
     return st_writer_close(w, err, errlen);
 }
 
-int genmodel_write_cfg(const qw_config *cfg, const char *out_dir,
-                       uint64_t seed, const genmodel_opts *opts, char *err,
-                       size_t errlen)
+int genmodel_write_cfg(const qw_config *cfg, const char *out_dir, uint64_t seed,
+                       const genmodel_opts *opts, char *err, size_t errlen)
 {
     genmodel_opts o = GENMODEL_OPTS_INIT;
     if (opts) o = *opts;
-    if (cfg->hidden <= 0 || cfg->n_layers <= 0 || cfg->n_heads <= 0 ||
-        cfg->n_kv_heads <= 0 || cfg->head_dim <= 0 || cfg->intermediate <= 0 ||
-        cfg->vocab_rows <= 0)
+    if (cfg->hidden <= 0 || cfg->n_layers <= 0 || cfg->n_heads <= 0 || cfg->n_kv_heads <= 0 ||
+        cfg->head_dim <= 0 || cfg->intermediate <= 0 || cfg->vocab_rows <= 0)
         return eq_err(err, errlen, "genmodel: config has non-positive sizes");
     if (o.dtype != EQ_BF16 && o.dtype != EQ_F16 && o.dtype != EQ_F32)
         return eq_err(err, errlen, "genmodel: bad dtype");
@@ -502,8 +487,7 @@ int genmodel_write_cfg(const qw_config *cfg, const char *out_dir,
 
     gtensor *t = NULL;
     size_t n = 0;
-    if (build_list(cfg, o.name_prefix ? o.name_prefix : "", o.lm_head, &t,
-                   &n) != 0)
+    if (build_list(cfg, o.name_prefix ? o.name_prefix : "", o.lm_head, &t, &n) != 0)
         return eq_err(err, errlen, "genmodel: out of memory");
     const size_t es = eq_dtype_size(o.dtype);
     uint64_t total = 0, cur = 0;
@@ -529,26 +513,21 @@ int genmodel_write_cfg(const qw_config *cfg, const char *out_dir,
     char stale[4096];
     if (n_shards == 1) {
         snprintf(path, sizeof path, "%s/model.safetensors", out_dir);
-        snprintf(stale, sizeof stale, "%s/model.safetensors.index.json",
-                 out_dir);
+        snprintf(stale, sizeof stale, "%s/model.safetensors.index.json", out_dir);
         rc = write_shard(path, t, n, 0, seed, o.dtype, chunk, err, errlen);
     } else {
         snprintf(stale, sizeof stale, "%s/model.safetensors", out_dir);
         for (int s = 0; s < n_shards && rc == 0; s++) {
-            snprintf(path, sizeof path, "%s/model-%05d-of-%05d.safetensors",
-                     out_dir, s + 1, n_shards);
+            snprintf(path, sizeof path, "%s/model-%05d-of-%05d.safetensors", out_dir, s + 1,
+                     n_shards);
             rc = write_shard(path, t, n, s, seed, o.dtype, chunk, err, errlen);
         }
-        snprintf(path, sizeof path, "%s/model.safetensors.index.json",
-                 out_dir);
-        if (rc == 0)
-            rc = write_index(path, t, n, n_shards, total, o.dtype, err,
-                             errlen);
+        snprintf(path, sizeof path, "%s/model.safetensors.index.json", out_dir);
+        if (rc == 0) rc = write_index(path, t, n, n_shards, total, o.dtype, err, errlen);
     }
     /* A file of the other layout left by an earlier run would make the
      * directory ambiguous; remove it. */
-    if (rc == 0 && unlink(stale) == 0)
-        eq_log(EQ_LOG_INFO, "genmodel: removed stale %s", stale);
+    if (rc == 0 && unlink(stale) == 0) eq_log(EQ_LOG_INFO, "genmodel: removed stale %s", stale);
     free(chunk);
     free(t);
     return rc;

@@ -54,12 +54,14 @@ typedef struct {
     bool lm_head;            /* also write lm_head.weight (vocab, hidden) */
 } genmodel_opts;
 
-#define GENMODEL_OPTS_INIT {NULL, 0, EQ_BF16, NULL, false}
+#define GENMODEL_OPTS_INIT                                                                         \
+    {                                                                                              \
+        NULL, 0, EQ_BF16, NULL, false                                                              \
+    }
 
 /* Fills *cfg for a preset name (tiny, 0.6b, 4b, 8b). Returns 0, or -1 with
  * a message listing the presets. */
-int genmodel_preset(const char *preset, qw_config *cfg, char *err,
-                    size_t errlen);
+int genmodel_preset(const char *preset, qw_config *cfg, char *err, size_t errlen);
 
 /* Writes the preset's checkpoint into out_dir (created if missing; files of
  * the same names are overwritten). tokenizer_json as in genmodel_opts.
@@ -68,8 +70,7 @@ int genmodel_write(const char *preset, const char *out_dir, uint64_t seed,
                    const char *tokenizer_json, char *err, size_t errlen);
 
 /* Same for any config, with options (opts NULL = GENMODEL_OPTS_INIT). */
-int genmodel_write_cfg(const qw_config *cfg, const char *out_dir,
-                       uint64_t seed, const genmodel_opts *opts, char *err,
-                       size_t errlen);
+int genmodel_write_cfg(const qw_config *cfg, const char *out_dir, uint64_t seed,
+                       const genmodel_opts *opts, char *err, size_t errlen);
 
 #endif

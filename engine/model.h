@@ -38,8 +38,8 @@ typedef struct {
 typedef struct {
     const void *data; /* into the mmap'd file; NULL if absent            */
     eq_dtype dtype;
-    int64_t rows;     /* out_features (or length for 1-D tensors)        */
-    int64_t cols;     /* in_features (1 for 1-D tensors)                 */
+    int64_t rows; /* out_features (or length for 1-D tensors)        */
+    int64_t cols; /* in_features (1 for 1-D tensors)                 */
 } qw_weight;
 
 typedef struct {

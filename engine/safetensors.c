@@ -23,14 +23,12 @@ static const struct {
     const char *name;
     size_t size;
 } dtypes[ST_NDTYPES] = {
-    [ST_BOOL] = {"BOOL", 1},       [ST_U8] = {"U8", 1},
-    [ST_I8] = {"I8", 1},           [ST_F8_E4M3] = {"F8_E4M3", 1},
-    [ST_F8_E5M2] = {"F8_E5M2", 1}, [ST_F8_E8M0] = {"F8_E8M0", 1},
-    [ST_I16] = {"I16", 2},         [ST_U16] = {"U16", 2},
-    [ST_F16] = {"F16", 2},         [ST_BF16] = {"BF16", 2},
-    [ST_I32] = {"I32", 4},         [ST_U32] = {"U32", 4},
-    [ST_F32] = {"F32", 4},         [ST_F64] = {"F64", 8},
-    [ST_I64] = {"I64", 8},         [ST_U64] = {"U64", 8},
+    [ST_BOOL] = {"BOOL", 1},       [ST_U8] = {"U8", 1},           [ST_I8] = {"I8", 1},
+    [ST_F8_E4M3] = {"F8_E4M3", 1}, [ST_F8_E5M2] = {"F8_E5M2", 1}, [ST_F8_E8M0] = {"F8_E8M0", 1},
+    [ST_I16] = {"I16", 2},         [ST_U16] = {"U16", 2},         [ST_F16] = {"F16", 2},
+    [ST_BF16] = {"BF16", 2},       [ST_I32] = {"I32", 4},         [ST_U32] = {"U32", 4},
+    [ST_F32] = {"F32", 4},         [ST_F64] = {"F64", 8},         [ST_I64] = {"I64", 8},
+    [ST_U64] = {"U64", 8},
 };
 
 size_t st_dtype_size(st_dtype t)
@@ -63,7 +61,7 @@ static int json_u64(const cJSON *j, uint64_t *out)
     if (!cJSON_IsNumber(j)) return -1;
     double d = j->valuedouble;
     if (!(d >= 0.0) || d > ST_MAX_EXACT) return -1;
-    uint64_t v = (uint64_t)d; /* in range: well defined */
+    uint64_t v = (uint64_t)d;      /* in range: well defined */
     if ((double)v != d) return -1; /* not an integer */
     *out = v;
     return 0;
@@ -80,7 +78,8 @@ static char *xstrdup(const char *s)
 void st_header_free(st_header *h)
 {
     if (!h) return;
-    for (size_t i = 0; i < h->n_tensors; i++) free(h->tensors[i].name);
+    for (size_t i = 0; i < h->n_tensors; i++)
+        free(h->tensors[i].name);
     free(h->tensors);
     free(h->by_name);
     for (size_t i = 0; i < h->n_meta; i++) {
@@ -99,8 +98,7 @@ static _Thread_local const st_tensor *sort_base;
 
 static int cmp_by_name(const void *a, const void *b)
 {
-    return strcmp(sort_base[*(const size_t *)a].name,
-                  sort_base[*(const size_t *)b].name);
+    return strcmp(sort_base[*(const size_t *)a].name, sort_base[*(const size_t *)b].name);
 }
 
 static int cmp_by_offset(const void *a, const void *b)
@@ -117,34 +115,28 @@ static void shape_str(const st_tensor *t, char *buf, size_t n)
     size_t o = 0;
     o += (size_t)snprintf(buf + o, n - o, "[");
     for (int d = 0; d < t->ndim && o < n; d++)
-        o += (size_t)snprintf(buf + o, n - o, "%s%lld", d ? ", " : "",
-                              (long long)t->shape[d]);
+        o += (size_t)snprintf(buf + o, n - o, "%s%lld", d ? ", " : "", (long long)t->shape[d]);
     if (o < n) snprintf(buf + o, n - o, "]");
 }
 
 /* Parses one tensor entry into t (name already set). */
-static int parse_tensor(const cJSON *j, st_tensor *t, uint64_t data_len,
-                        char *err, size_t errlen)
+static int parse_tensor(const cJSON *j, st_tensor *t, uint64_t data_len, char *err, size_t errlen)
 {
     const char *nm = t->name;
-    if (!cJSON_IsObject(j))
-        return eq_err(err, errlen, "tensor %s: entry is not a JSON object", nm);
+    if (!cJSON_IsObject(j)) return eq_err(err, errlen, "tensor %s: entry is not a JSON object", nm);
     const cJSON *dt = cJSON_GetObjectItemCaseSensitive(j, "dtype");
     const cJSON *sh = cJSON_GetObjectItemCaseSensitive(j, "shape");
     const cJSON *of = cJSON_GetObjectItemCaseSensitive(j, "data_offsets");
     if (!cJSON_IsString(dt))
-        return eq_err(err, errlen, "tensor %s: missing or non-string \"dtype\"",
-                      nm);
+        return eq_err(err, errlen, "tensor %s: missing or non-string \"dtype\"", nm);
     if (st_dtype_parse(dt->valuestring, &t->dtype) != 0)
-        return eq_err(err, errlen, "tensor %s: unknown dtype \"%.32s\"", nm,
-                      dt->valuestring);
+        return eq_err(err, errlen, "tensor %s: unknown dtype \"%.32s\"", nm, dt->valuestring);
     if (!cJSON_IsArray(sh))
-        return eq_err(err, errlen, "tensor %s: missing or non-array \"shape\"",
-                      nm);
+        return eq_err(err, errlen, "tensor %s: missing or non-array \"shape\"", nm);
     int nd = cJSON_GetArraySize(sh);
     if (nd > ST_MAX_DIMS)
-        return eq_err(err, errlen, "tensor %s: shape has %d dimensions (max %d)",
-                      nm, nd, ST_MAX_DIMS);
+        return eq_err(err, errlen, "tensor %s: shape has %d dimensions (max %d)", nm, nd,
+                      ST_MAX_DIMS);
     t->ndim = nd;
     uint64_t numel = 1;
     int d = 0;
@@ -157,59 +149,46 @@ static int parse_tensor(const cJSON *j, st_tensor *t, uint64_t data_len,
                           nm, d);
         t->shape[d] = (int64_t)v;
         if (__builtin_mul_overflow(numel, v, &numel))
-            return eq_err(err, errlen,
-                          "tensor %s: element count overflows 64 bits", nm);
+            return eq_err(err, errlen, "tensor %s: element count overflows 64 bits", nm);
     }
     t->numel = numel;
     if (!cJSON_IsArray(of) || cJSON_GetArraySize(of) != 2)
-        return eq_err(err, errlen,
-                      "tensor %s: \"data_offsets\" is not a [begin, end] pair",
-                      nm);
-    if (json_u64(of->child, &t->begin) != 0 ||
-        json_u64(of->child->next, &t->end) != 0)
-        return eq_err(err, errlen,
-                      "tensor %s: data_offsets are not non-negative integers",
-                      nm);
+        return eq_err(err, errlen, "tensor %s: \"data_offsets\" is not a [begin, end] pair", nm);
+    if (json_u64(of->child, &t->begin) != 0 || json_u64(of->child->next, &t->end) != 0)
+        return eq_err(err, errlen, "tensor %s: data_offsets are not non-negative integers", nm);
     if (t->begin > t->end)
-        return eq_err(err, errlen,
-                      "tensor %s: data_offsets [%llu, %llu]: begin > end", nm,
+        return eq_err(err, errlen, "tensor %s: data_offsets [%llu, %llu]: begin > end", nm,
                       (unsigned long long)t->begin, (unsigned long long)t->end);
     uint64_t bytes;
-    if (__builtin_mul_overflow(numel, (uint64_t)st_dtype_size(t->dtype),
-                               &bytes))
-        return eq_err(err, errlen, "tensor %s: byte size overflows 64 bits",
-                      nm);
+    if (__builtin_mul_overflow(numel, (uint64_t)st_dtype_size(t->dtype), &bytes))
+        return eq_err(err, errlen, "tensor %s: byte size overflows 64 bits", nm);
     if (t->end - t->begin != bytes) {
         char s[160];
         shape_str(t, s, sizeof s);
         return eq_err(err, errlen,
                       "tensor %s: data_offsets [%llu, %llu] hold %llu bytes, "
                       "but %s %s needs %llu",
-                      nm, (unsigned long long)t->begin,
-                      (unsigned long long)t->end,
-                      (unsigned long long)(t->end - t->begin),
-                      st_dtype_name(t->dtype), s, (unsigned long long)bytes);
+                      nm, (unsigned long long)t->begin, (unsigned long long)t->end,
+                      (unsigned long long)(t->end - t->begin), st_dtype_name(t->dtype), s,
+                      (unsigned long long)bytes);
     }
     if (t->end > data_len)
         return eq_err(err, errlen,
                       "tensor %s: data_offsets [%llu, %llu] beyond the data "
                       "section (%llu bytes); file truncated?",
-                      nm, (unsigned long long)t->begin,
-                      (unsigned long long)t->end,
+                      nm, (unsigned long long)t->begin, (unsigned long long)t->end,
                       (unsigned long long)data_len);
     return 0;
 }
 
-int st_parse_header(const uint8_t *buf, size_t len, st_header *out, char *err,
-                    size_t errlen)
+int st_parse_header(const uint8_t *buf, size_t len, st_header *out, char *err, size_t errlen)
 {
     memset(out, 0, sizeof *out);
     if (!buf || len < 8)
-        return eq_err(err, errlen,
-                      "file too short (%zu bytes) for a safetensors header",
-                      len);
+        return eq_err(err, errlen, "file too short (%zu bytes) for a safetensors header", len);
     uint64_t n = 0;
-    for (int i = 7; i >= 0; i--) n = (n << 8) | buf[i];
+    for (int i = 7; i >= 0; i--)
+        n = (n << 8) | buf[i];
     if (n > ST_MAX_HEADER)
         return eq_err(err, errlen,
                       "header length %llu exceeds the %u-byte limit; not a "
@@ -220,8 +199,7 @@ int st_parse_header(const uint8_t *buf, size_t len, st_header *out, char *err,
                       "header length %llu beyond the end of the file (%zu "
                       "bytes); file truncated?",
                       (unsigned long long)n, len);
-    if (n < 2 || buf[8] != '{')
-        return eq_err(err, errlen, "header is not a JSON object");
+    if (n < 2 || buf[8] != '{') return eq_err(err, errlen, "header is not a JSON object");
 
     const char *js = (const char *)buf + 8;
     const char *end = NULL;
@@ -229,8 +207,7 @@ int st_parse_header(const uint8_t *buf, size_t len, st_header *out, char *err,
     if (!root) {
         const char *at = cJSON_GetErrorPtr();
         size_t pos = (at && at >= js && at <= js + n) ? (size_t)(at - js) : 0;
-        return eq_err(err, errlen, "header is not valid JSON (near byte %zu)",
-                      pos);
+        return eq_err(err, errlen, "header is not valid JSON (near byte %zu)", pos);
     }
     /* Only whitespace (HF pads with spaces) may follow the object. */
     if (end && end >= js && end <= js + n) {
@@ -274,8 +251,7 @@ int st_parse_header(const uint8_t *buf, size_t len, st_header *out, char *err,
         for (const cJSON *e = meta->child; e; e = e->next) {
             if (!e->string) goto bad_json;
             if (!cJSON_IsString(e)) {
-                eq_err(err, errlen,
-                       "\"__metadata__\" value for \"%.64s\" is not a string",
+                eq_err(err, errlen, "\"__metadata__\" value for \"%.64s\" is not a string",
                        e->string);
                 goto fail;
             }
@@ -312,7 +288,8 @@ int st_parse_header(const uint8_t *buf, size_t len, st_header *out, char *err,
     root = NULL;
 
     /* Duplicate names (cJSON keeps repeated keys as separate children). */
-    for (size_t i = 0; i < count; i++) out->by_name[i] = i;
+    for (size_t i = 0; i < count; i++)
+        out->by_name[i] = i;
     sort_base = out->tensors;
     if (count > 1) qsort(out->by_name, count, sizeof(size_t), cmp_by_name);
     for (size_t i = 1; i < count; i++) {
@@ -329,7 +306,8 @@ int st_parse_header(const uint8_t *buf, size_t len, st_header *out, char *err,
     if (count > 1) {
         size_t *ord = malloc(count * sizeof(size_t));
         if (!ord) goto oom;
-        for (size_t i = 0; i < count; i++) ord[i] = i;
+        for (size_t i = 0; i < count; i++)
+            ord[i] = i;
         qsort(ord, count, sizeof(size_t), cmp_by_offset);
         uint64_t reach = 0;
         size_t who = 0;
@@ -340,8 +318,8 @@ int st_parse_header(const uint8_t *buf, size_t len, st_header *out, char *err,
                 eq_err(err, errlen,
                        "tensor %s: data_offsets [%llu, %llu] overlap tensor "
                        "%s",
-                       t->name, (unsigned long long)t->begin,
-                       (unsigned long long)t->end, out->tensors[who].name);
+                       t->name, (unsigned long long)t->begin, (unsigned long long)t->end,
+                       out->tensors[who].name);
                 free(ord);
                 goto fail;
             }
@@ -371,8 +349,10 @@ const st_tensor *st_header_find(const st_header *h, const char *name)
         const st_tensor *t = &h->tensors[h->by_name[mid]];
         int c = strcmp(name, t->name);
         if (!c) return t;
-        if (c < 0) hi = mid;
-        else lo = mid + 1;
+        if (c < 0)
+            hi = mid;
+        else
+            lo = mid + 1;
     }
     return NULL;
 }
@@ -390,9 +370,7 @@ int st_open(st_file *f, const char *path, char *err, size_t errlen)
 {
     memset(f, 0, sizeof *f);
     int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return eq_err(err, errlen, "%s: cannot open: %s", path,
-                      strerror(errno));
+    if (fd < 0) return eq_err(err, errlen, "%s: cannot open: %s", path, strerror(errno));
     struct stat sb;
     if (fstat(fd, &sb) != 0) {
         eq_err(err, errlen, "%s: cannot stat: %s", path, strerror(errno));
@@ -415,8 +393,7 @@ int st_open(st_file *f, const char *path, char *err, size_t errlen)
     int map_errno = errno;
     close(fd);
     if (map == MAP_FAILED)
-        return eq_err(err, errlen, "%s: mmap failed: %s", path,
-                      strerror(map_errno));
+        return eq_err(err, errlen, "%s: mmap failed: %s", path, strerror(map_errno));
     char msg[EQ_ERRLEN];
     if (st_parse_header(map, size, &f->hdr, msg, sizeof msg) != 0) {
         munmap(map, size);
@@ -459,7 +436,7 @@ const void *st_data(const st_file *f, const st_tensor *t)
 struct st_writer {
     FILE *fp;
     char *path;
-    uint64_t expect;  /* bytes of data declared by the header */
+    uint64_t expect; /* bytes of data declared by the header */
     uint64_t written;
     int failed;
 };
@@ -467,7 +444,8 @@ struct st_writer {
 uint64_t st_desc_bytes(const st_desc *d)
 {
     uint64_t n = st_dtype_size(d->dtype);
-    for (int i = 0; i < d->ndim; i++) n *= (uint64_t)d->shape[i];
+    for (int i = 0; i < d->ndim; i++)
+        n *= (uint64_t)d->shape[i];
     return n;
 }
 
@@ -482,7 +460,8 @@ static void sb_put(sbuf *b, const char *s, size_t n)
     if (b->oom) return;
     if (b->len + n + 1 > b->cap) {
         size_t cap = b->cap ? b->cap : 4096;
-        while (b->len + n + 1 > cap) cap *= 2;
+        while (b->len + n + 1 > cap)
+            cap *= 2;
         char *p = realloc(b->p, cap);
         if (!p) {
             b->oom = 1;
@@ -496,8 +475,7 @@ static void sb_put(sbuf *b, const char *s, size_t n)
     b->p[b->len] = 0;
 }
 
-static void sb_printf(sbuf *b, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
+static void sb_printf(sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void sb_printf(sbuf *b, const char *fmt, ...)
 {
     char tmp[256];
@@ -530,8 +508,7 @@ static void sb_jstr(sbuf *b, const char *s)
 }
 
 st_writer *st_writer_open(const char *path, const st_desc *desc, size_t n,
-                          const char *const *meta_kv, size_t n_meta, char *err,
-                          size_t errlen)
+                          const char *const *meta_kv, size_t n_meta, char *err, size_t errlen)
 {
     sbuf b = {0};
     sb_put(&b, "{", 1);
@@ -550,27 +527,25 @@ st_writer *st_writer_open(const char *path, const st_desc *desc, size_t n,
     uint64_t off = 0;
     for (size_t i = 0; i < n; i++) {
         const st_desc *d = &desc[i];
-        if (d->ndim < 0 || d->ndim > ST_MAX_DIMS ||
-            (unsigned)d->dtype >= ST_NDTYPES) {
+        if (d->ndim < 0 || d->ndim > ST_MAX_DIMS || (unsigned)d->dtype >= ST_NDTYPES) {
             free(b.p);
-            eq_err(err, errlen, "%s: tensor %s: bad description", path,
-                   d->name);
+            eq_err(err, errlen, "%s: tensor %s: bad description", path, d->name);
             return NULL;
         }
         if (!first) sb_put(&b, ",", 1);
         first = 0;
         sb_jstr(&b, d->name);
-        sb_printf(&b, ":{\"dtype\":\"%s\",\"shape\":[",
-                  st_dtype_name(d->dtype));
+        sb_printf(&b, ":{\"dtype\":\"%s\",\"shape\":[", st_dtype_name(d->dtype));
         for (int k = 0; k < d->ndim; k++)
             sb_printf(&b, "%s%lld", k ? "," : "", (long long)d->shape[k]);
         uint64_t bytes = st_desc_bytes(d);
-        sb_printf(&b, "],\"data_offsets\":[%llu,%llu]}",
-                  (unsigned long long)off, (unsigned long long)(off + bytes));
+        sb_printf(&b, "],\"data_offsets\":[%llu,%llu]}", (unsigned long long)off,
+                  (unsigned long long)(off + bytes));
         off += bytes;
     }
     sb_put(&b, "}", 1);
-    while (!b.oom && (8 + b.len) % 8) sb_put(&b, " ", 1);
+    while (!b.oom && (8 + b.len) % 8)
+        sb_put(&b, " ", 1);
     if (b.oom) {
         free(b.p);
         eq_err(err, errlen, "%s: out of memory building the header", path);
@@ -595,7 +570,8 @@ st_writer *st_writer_open(const char *path, const st_desc *desc, size_t n,
     }
     setvbuf(w->fp, NULL, _IOFBF, 1 << 20);
     uint8_t le[8];
-    for (int i = 0; i < 8; i++) le[i] = (uint8_t)((uint64_t)b.len >> (8 * i));
+    for (int i = 0; i < 8; i++)
+        le[i] = (uint8_t)((uint64_t)b.len >> (8 * i));
     if (fwrite(le, 1, 8, w->fp) != 8 || fwrite(b.p, 1, b.len, w->fp) != b.len) {
         eq_err(err, errlen, "%s: write error: %s", path, strerror(errno));
         free(b.p);
@@ -606,8 +582,7 @@ st_writer *st_writer_open(const char *path, const st_desc *desc, size_t n,
     return w;
 }
 
-int st_writer_write(st_writer *w, const void *data, size_t bytes, char *err,
-                    size_t errlen)
+int st_writer_write(st_writer *w, const void *data, size_t bytes, char *err, size_t errlen)
 {
     if (w->failed) return eq_err(err, errlen, "%s: earlier write failed", w->path);
     if (bytes > w->expect - w->written) {
@@ -619,8 +594,7 @@ int st_writer_write(st_writer *w, const void *data, size_t bytes, char *err,
     }
     if (bytes && fwrite(data, 1, bytes, w->fp) != bytes) {
         w->failed = 1;
-        return eq_err(err, errlen, "%s: write error: %s", w->path,
-                      strerror(errno));
+        return eq_err(err, errlen, "%s: write error: %s", w->path, strerror(errno));
     }
     w->written += bytes;
     return 0;
@@ -632,14 +606,11 @@ int st_writer_close(st_writer *w, char *err, size_t errlen)
     if (w->failed) {
         rc = eq_err(err, errlen, "%s: earlier write failed", w->path);
     } else if (w->written != w->expect) {
-        rc = eq_err(err, errlen,
-                    "%s: wrote %llu bytes of tensor data, header declares %llu",
-                    w->path, (unsigned long long)w->written,
-                    (unsigned long long)w->expect);
+        rc = eq_err(err, errlen, "%s: wrote %llu bytes of tensor data, header declares %llu",
+                    w->path, (unsigned long long)w->written, (unsigned long long)w->expect);
     }
     if (fclose(w->fp) != 0 && rc == 0)
-        rc = eq_err(err, errlen, "%s: write error on close: %s", w->path,
-                    strerror(errno));
+        rc = eq_err(err, errlen, "%s: write error on close: %s", w->path, strerror(errno));
     free(w->path);
     free(w);
     return rc;

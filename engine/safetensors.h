@@ -41,7 +41,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#define ST_MAX_DIMS 8
+#define ST_MAX_DIMS   8
 #define ST_MAX_HEADER (100u * 1000u * 1000u) /* bytes of JSON header */
 
 typedef enum {
@@ -75,19 +75,19 @@ typedef struct {
     st_dtype dtype;
     int ndim;
     int64_t shape[ST_MAX_DIMS];
-    uint64_t numel;  /* product of shape (1 for a scalar)            */
-    uint64_t begin;  /* byte offsets into the data section           */
+    uint64_t numel; /* product of shape (1 for a scalar)            */
+    uint64_t begin; /* byte offsets into the data section           */
     uint64_t end;
 } st_tensor;
 
 typedef struct {
-    uint64_t header_len;  /* N                                         */
-    uint64_t data_start;  /* 8 + N: file offset of the data section    */
-    uint64_t data_len;    /* bytes in the data section                 */
-    st_tensor *tensors;   /* n_tensors, in header order                */
+    uint64_t header_len; /* N                                         */
+    uint64_t data_start; /* 8 + N: file offset of the data section    */
+    uint64_t data_len;   /* bytes in the data section                 */
+    st_tensor *tensors;  /* n_tensors, in header order                */
     size_t n_tensors;
-    size_t *by_name;      /* indices into tensors, sorted by name      */
-    char **meta_keys;     /* n_meta "__metadata__" entries             */
+    size_t *by_name;  /* indices into tensors, sorted by name      */
+    char **meta_keys; /* n_meta "__metadata__" entries             */
     char **meta_vals;
     size_t n_meta;
 } st_header;
@@ -96,8 +96,7 @@ typedef struct {
  * file: the data section is what follows the header) are at buf. Returns 0
  * and fills *out (free with st_header_free), or -1 with a message naming the
  * tensor and *out zeroed. */
-int st_parse_header(const uint8_t *buf, size_t len, st_header *out, char *err,
-                    size_t errlen);
+int st_parse_header(const uint8_t *buf, size_t len, st_header *out, char *err, size_t errlen);
 void st_header_free(st_header *h);
 
 /* Looks a tensor up by exact name; NULL if absent. */
@@ -140,12 +139,10 @@ typedef struct st_writer st_writer;
  * n_meta key/value pairs for "__metadata__" (may be 0). Returns NULL with a
  * message naming the file on failure. */
 st_writer *st_writer_open(const char *path, const st_desc *desc, size_t n,
-                          const char *const *meta_kv, size_t n_meta, char *err,
-                          size_t errlen);
+                          const char *const *meta_kv, size_t n_meta, char *err, size_t errlen);
 /* Appends bytes of tensor data (any chunking). Returns 0 or -1 (write error,
  * or more bytes than the header declared). */
-int st_writer_write(st_writer *w, const void *data, size_t bytes, char *err,
-                    size_t errlen);
+int st_writer_write(st_writer *w, const void *data, size_t bytes, char *err, size_t errlen);
 /* Bytes of tensor i as declared (numel * dtype size). */
 uint64_t st_desc_bytes(const st_desc *d);
 /* Flushes and closes. Returns 0, or -1 if a write failed or the data written

@@ -37,9 +37,8 @@ int32_t tok_eos_id(const tok_tokenizer *t);
  * max_len - 1 tokens is dropped and *truncated set.
  * Returns the number of ids (>= 1) with *out malloc'd (caller frees), or -1
  * with a message in err (invalid UTF-8 names the byte offset). */
-int tok_encode(const tok_tokenizer *t, const char *text, size_t len,
-               const char *instruction, size_t ilen, int max_len,
-               int32_t **out, bool *truncated, char *err, size_t errlen);
+int tok_encode(const tok_tokenizer *t, const char *text, size_t len, const char *instruction,
+               size_t ilen, int max_len, int32_t **out, bool *truncated, char *err, size_t errlen);
 
 /* Testing only: which BPE implementation handles a piece of n bytes:
  * n <= small_max: linear scan (small_max is clamped to 1..48, default 48);

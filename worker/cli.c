@@ -21,11 +21,14 @@ static void print_help(const cli_command *cmd, const cli_flag *flags, int nflags
             if (s) snprintf(def, sizeof def, " (default: %s)", s);
             break;
         }
-        case CLI_INT: snprintf(def, sizeof def, " (default: %d)", *(int *)f->dst); break;
+        case CLI_INT:
+            snprintf(def, sizeof def, " (default: %d)", *(int *)f->dst);
+            break;
         case CLI_U64:
             snprintf(def, sizeof def, " (default: %" PRIu64 ")", *(uint64_t *)f->dst);
             break;
-        case CLI_BOOL: break;
+        case CLI_BOOL:
+            break;
         }
         printf("  --%-16s %s%s\n", f->name, f->help, def);
     }
@@ -42,8 +45,7 @@ static int parse_long(const char *s, long *out)
     return 0;
 }
 
-int cli_parse(const cli_command *cmd, const cli_flag *flags, int nflags, int argc,
-              char **argv)
+int cli_parse(const cli_command *cmd, const cli_flag *flags, int nflags, int argc, char **argv)
 {
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -63,8 +65,8 @@ int cli_parse(const cli_command *cmd, const cli_flag *flags, int nflags, int arg
         for (int j = 0; j < nflags; j++)
             if (strlen(flags[j].name) == nlen && !strncmp(flags[j].name, name, nlen)) f = &flags[j];
         if (!f) {
-            fprintf(stderr, "embedq %s: unknown flag '--%.*s' (see embedq %s --help)\n",
-                    cmd->name, (int)nlen, name, cmd->name);
+            fprintf(stderr, "embedq %s: unknown flag '--%.*s' (see embedq %s --help)\n", cmd->name,
+                    (int)nlen, name, cmd->name);
             return 2;
         }
         if (f->kind == CLI_BOOL && !eq) {
@@ -78,7 +80,9 @@ int cli_parse(const cli_command *cmd, const cli_flag *flags, int nflags, int arg
         }
         long v;
         switch (f->kind) {
-        case CLI_STR: *(const char **)f->dst = val; break;
+        case CLI_STR:
+            *(const char **)f->dst = val;
+            break;
         case CLI_INT:
             if (parse_long(val, &v) || v < f->min || v > f->max) {
                 fprintf(stderr, "embedq %s: flag --%s: expected an integer in %ld..%ld, got '%s'\n",
@@ -100,8 +104,10 @@ int cli_parse(const cli_command *cmd, const cli_flag *flags, int nflags, int arg
             break;
         }
         case CLI_BOOL:
-            if (!strcmp(val, "true") || !strcmp(val, "1")) *(bool *)f->dst = true;
-            else if (!strcmp(val, "false") || !strcmp(val, "0")) *(bool *)f->dst = false;
+            if (!strcmp(val, "true") || !strcmp(val, "1"))
+                *(bool *)f->dst = true;
+            else if (!strcmp(val, "false") || !strcmp(val, "0"))
+                *(bool *)f->dst = false;
             else {
                 fprintf(stderr, "embedq %s: flag --%s: expected true or false, got '%s'\n",
                         cmd->name, f->name, val);
@@ -115,8 +121,8 @@ int cli_parse(const cli_command *cmd, const cli_flag *flags, int nflags, int arg
 
 int cli_missing(const cli_command *cmd, const char *flag)
 {
-    fprintf(stderr, "embedq %s: flag --%s is required (see embedq %s --help)\n", cmd->name,
-            flag, cmd->name);
+    fprintf(stderr, "embedq %s: flag --%s is required (see embedq %s --help)\n", cmd->name, flag,
+            cmd->name);
     return 2;
 }
 
@@ -127,11 +133,21 @@ void json_put_string(FILE *f, const char *s, size_t len)
     for (size_t i = 0; i < len; i++) {
         unsigned char c = (unsigned char)s[i];
         switch (c) {
-        case '"': fputs("\\\"", f); break;
-        case '\\': fputs("\\\\", f); break;
-        case '\n': fputs("\\n", f); break;
-        case '\r': fputs("\\r", f); break;
-        case '\t': fputs("\\t", f); break;
+        case '"':
+            fputs("\\\"", f);
+            break;
+        case '\\':
+            fputs("\\\\", f);
+            break;
+        case '\n':
+            fputs("\\n", f);
+            break;
+        case '\r':
+            fputs("\\r", f);
+            break;
+        case '\t':
+            fputs("\\t", f);
+            break;
         default:
             if (c < 0x20) {
                 fputs("\\u00", f);
@@ -201,7 +217,8 @@ int cmd_gen_model(int argc, char **argv)
         {"out", CLI_STR, &out, 0, 0, "output directory (created if missing)"},
         {"seed", CLI_U64, &seed, 0, 0, "random seed"},
         {"tokenizer", CLI_STR, &tokenizer, 0, 0,
-         "source tokenizer.json (default: $EMBEDQ_TOKENIZER_JSON, else the one .ci/setup installed)"},
+         "source tokenizer.json (default: $EMBEDQ_TOKENIZER_JSON, else the one .ci/setup "
+         "installed)"},
     };
     int rc = cli_parse(&cmd, flags, (int)(sizeof flags / sizeof flags[0]), argc, argv);
     if (rc) return rc == 1 ? 0 : rc;

@@ -32,8 +32,7 @@ typedef struct {
 /* Parses argv[1..argc) (argv[0] is the command name). Returns 0 on success,
  * 1 if help was printed (the caller exits 0), 2 on a bad flag (message
  * already printed to stderr, naming the flag). */
-int cli_parse(const cli_command *cmd, const cli_flag *flags, int nflags, int argc,
-              char **argv);
+int cli_parse(const cli_command *cmd, const cli_flag *flags, int nflags, int argc, char **argv);
 
 /* A required string flag that is missing: prints the error, returns 2. */
 int cli_missing(const cli_command *cmd, const char *flag);

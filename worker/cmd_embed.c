@@ -29,10 +29,10 @@ typedef struct {
     int budget; /* --batch-tokens                                        */
     pending *items;
     int n_items, cap_items;
-    int32_t *ids;       /* (max_batch_tokens) packed ids                 */
-    int32_t *cu;        /* (max_batch_tokens + 1)                        */
-    int *dims;          /* (max_batch_tokens)                            */
-    float *vecs;        /* (max_batch_tokens, hidden)                    */
+    int32_t *ids; /* (max_batch_tokens) packed ids                 */
+    int32_t *cu;  /* (max_batch_tokens + 1)                        */
+    int *dims;    /* (max_batch_tokens)                            */
+    float *vecs;  /* (max_batch_tokens, hidden)                    */
     int n_seqs, n_tokens;
     int failed;
 } embed_state;
@@ -170,7 +170,8 @@ int cmd_embed(int argc, char **argv)
     const char *model = NULL, *device = "cpu";
     int dimensions = 0, batch_tokens = 16384, max_tokens = 8192, threads = 0;
     cli_flag flags[] = {
-        {"model", CLI_STR, &model, 0, 0, "model directory (config.json, tokenizer.json, *.safetensors)"},
+        {"model", CLI_STR, &model, 0, 0,
+         "model directory (config.json, tokenizer.json, *.safetensors)"},
         {"dimensions", CLI_INT, &dimensions, 0, 1 << 20,
          "default output dimensions, 32..hidden_size (0 = hidden_size)"},
         {"batch-tokens", CLI_INT, &batch_tokens, 1, 1 << 24,
@@ -185,8 +186,10 @@ int cmd_embed(int argc, char **argv)
     if (!model) return cli_missing(&cmd, "model");
 
     char err[EQ_ERRLEN];
-    eq_options opt = {.device = device, .max_batch_tokens = batch_tokens,
-                      .max_seq_len = max_tokens, .threads = threads};
+    eq_options opt = {.device = device,
+                      .max_batch_tokens = batch_tokens,
+                      .max_seq_len = max_tokens,
+                      .threads = threads};
     embed_state s = {.budget = batch_tokens};
     if (eq_open(model, &opt, &s.e, err, sizeof err) != 0) {
         fprintf(stderr, "embedq embed: %s\n", err);

@@ -60,7 +60,8 @@ static void put_ids(char **buf, size_t *cap, const int32_t *ids, int n)
             tmp[k++] = (char)('0' + v % 10);
             v /= 10;
         } while (v);
-        while (k) *p++ = tmp[--k];
+        while (k)
+            *p++ = tmp[--k];
     }
     memcpy(p, "]}\n", 3);
     p += 3;

@@ -28,22 +28,46 @@ int main(int argc, char **argv)
     uint64_t seed = 0;
     for (int i = 3; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!strcmp(a, "--lm-head")) { o.lm_head = true; continue; }
-        if (!strcmp(a, "--no-tokenizer")) { o.tokenizer_json = ""; continue; }
-        if (!v) { fprintf(stderr, "%s needs a value\n", a); return 2; }
+        if (!strcmp(a, "--lm-head")) {
+            o.lm_head = true;
+            continue;
+        }
+        if (!strcmp(a, "--no-tokenizer")) {
+            o.tokenizer_json = "";
+            continue;
+        }
+        if (!v) {
+            fprintf(stderr, "%s needs a value\n", a);
+            return 2;
+        }
         i++;
-        if (!strcmp(a, "--seed")) seed = strtoull(v, NULL, 0);
-        else if (!strcmp(a, "--tokenizer")) o.tokenizer_json = v;
-        else if (!strcmp(a, "--shard-bytes")) o.max_shard_bytes = strtoull(v, NULL, 0);
-        else if (!strcmp(a, "--prefix")) o.name_prefix = v;
-        else if (!strcmp(a, "--layers")) cfg.n_layers = atoi(v);
-        else if (!strcmp(a, "--vocab")) cfg.vocab_rows = atoi(v);
+        if (!strcmp(a, "--seed"))
+            seed = strtoull(v, NULL, 0);
+        else if (!strcmp(a, "--tokenizer"))
+            o.tokenizer_json = v;
+        else if (!strcmp(a, "--shard-bytes"))
+            o.max_shard_bytes = strtoull(v, NULL, 0);
+        else if (!strcmp(a, "--prefix"))
+            o.name_prefix = v;
+        else if (!strcmp(a, "--layers"))
+            cfg.n_layers = atoi(v);
+        else if (!strcmp(a, "--vocab"))
+            cfg.vocab_rows = atoi(v);
         else if (!strcmp(a, "--dtype")) {
-            if (!strcmp(v, "bf16")) o.dtype = EQ_BF16;
-            else if (!strcmp(v, "f16")) o.dtype = EQ_F16;
-            else if (!strcmp(v, "f32")) o.dtype = EQ_F32;
-            else { fprintf(stderr, "bad dtype %s\n", v); return 2; }
-        } else { fprintf(stderr, "unknown option %s\n", a); return 2; }
+            if (!strcmp(v, "bf16"))
+                o.dtype = EQ_BF16;
+            else if (!strcmp(v, "f16"))
+                o.dtype = EQ_F16;
+            else if (!strcmp(v, "f32"))
+                o.dtype = EQ_F32;
+            else {
+                fprintf(stderr, "bad dtype %s\n", v);
+                return 2;
+            }
+        } else {
+            fprintf(stderr, "unknown option %s\n", a);
+            return 2;
+        }
     }
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);

@@ -26,15 +26,13 @@ int main(int argc, char **argv)
     const qw_config *c = &m->cfg;
     printf("hidden %d layers %d heads %d/%d head_dim %d intermediate %d "
            "vocab %d max_pos %d eps %g theta %g tie %d\n",
-           c->hidden, c->n_layers, c->n_heads, c->n_kv_heads, c->head_dim,
-           c->intermediate, c->vocab_rows, c->max_pos, c->rms_eps,
-           c->rope_theta, c->tie_word_embeddings);
+           c->hidden, c->n_layers, c->n_heads, c->n_kv_heads, c->head_dim, c->intermediate,
+           c->vocab_rows, c->max_pos, c->rms_eps, c->rope_theta, c->tie_word_embeddings);
     for (int i = 0; i < m->n_files; i++)
-        printf("file %s: %zu tensors, %zu bytes\n", m->files[i].path,
-               m->files[i].hdr.n_tensors, m->files[i].size);
+        printf("file %s: %zu tensors, %zu bytes\n", m->files[i].path, m->files[i].hdr.n_tensors,
+               m->files[i].size);
     printf("params %llu (config implies %llu), dtype %s, loaded in %.3f s\n",
-           (unsigned long long)m->n_params,
-           (unsigned long long)qw_config_n_params(c),
+           (unsigned long long)m->n_params, (unsigned long long)qw_config_n_params(c),
            eq_dtype_name(m->embed.dtype),
            (double)(t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) * 1e-9);
     qw_model_free(m);

@@ -28,15 +28,15 @@
 static int failures, checks;
 static char base[1024];
 
-#define CHECK(cond, ...)                                                       \
-    do {                                                                       \
-        checks++;                                                              \
-        if (!(cond)) {                                                         \
-            failures++;                                                        \
-            fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond);    \
-            fprintf(stderr, __VA_ARGS__);                                      \
-            fprintf(stderr, "\n");                                             \
-        }                                                                      \
+#define CHECK(cond, ...)                                                                           \
+    do {                                                                                           \
+        checks++;                                                                                  \
+        if (!(cond)) {                                                                             \
+            failures++;                                                                            \
+            fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond);                        \
+            fprintf(stderr, __VA_ARGS__);                                                          \
+            fprintf(stderr, "\n");                                                                 \
+        }                                                                                          \
     } while (0)
 
 /* ---- helpers ---- */
@@ -112,7 +112,8 @@ static void write_raw(const char *path, const char *json, size_t data_len)
 {
     size_t n = strlen(json);
     uint8_t *b = calloc(1, 8 + n + data_len);
-    for (int i = 0; i < 8; i++) b[i] = (uint8_t)((uint64_t)n >> (8 * i));
+    for (int i = 0; i < 8; i++)
+        b[i] = (uint8_t)((uint64_t)n >> (8 * i));
     memcpy(b + 8, json, n);
     write_file(path, b, 8 + n + data_len);
     free(b);
@@ -149,8 +150,7 @@ static int gen_micro(const char *dir, uint64_t seed, genmodel_opts *o)
 
 /* Expect qw_model_load(dir) to fail with a message containing every
  * non-NULL needle. */
-static void expect_fail(int line, const char *dir, const char *n1,
-                        const char *n2, const char *n3)
+static void expect_fail(int line, const char *dir, const char *n1, const char *n2, const char *n3)
 {
     char err[EQ_ERRLEN] = "";
     qw_model *m = NULL;
@@ -158,8 +158,7 @@ static void expect_fail(int line, const char *dir, const char *n1,
     checks++;
     if (rc == 0) {
         failures++;
-        fprintf(stderr, "FAIL line %d: %s loaded, expected an error\n", line,
-                dir);
+        fprintf(stderr, "FAIL line %d: %s loaded, expected an error\n", line, dir);
         qw_model_free(m);
         return;
     }
@@ -167,8 +166,7 @@ static void expect_fail(int line, const char *dir, const char *n1,
     for (int i = 0; i < 3; i++)
         if (need[i] && !strstr(err, need[i])) {
             failures++;
-            fprintf(stderr, "FAIL line %d: error lacks \"%s\":\n  %s\n", line,
-                    need[i], err);
+            fprintf(stderr, "FAIL line %d: error lacks \"%s\":\n  %s\n", line, need[i], err);
             return;
         }
     printf("  ok (expected error): %s\n", err);
@@ -197,10 +195,11 @@ static int all_weights(const qw_model *m, const qw_weight **w)
     w[n++] = &m->final_norm;
     for (int l = 0; l < m->cfg.n_layers; l++) {
         const qw_layer *L = &m->layers[l];
-        const qw_weight *lw[] = {&L->attn_norm, &L->q,      &L->k, &L->v,
-                                 &L->o,         &L->q_norm, &L->k_norm,
-                                 &L->post_norm, &L->gate,   &L->up, &L->down};
-        for (int i = 0; i < 11; i++) w[n++] = lw[i];
+        const qw_weight *lw[] = {&L->attn_norm, &L->q,      &L->k,      &L->v,
+                                 &L->o,         &L->q_norm, &L->k_norm, &L->post_norm,
+                                 &L->gate,      &L->up,     &L->down};
+        for (int i = 0; i < 11; i++)
+            w[n++] = lw[i];
     }
     return n;
 }
@@ -216,18 +215,18 @@ typedef struct {
 static int micro_list(mdesc *out, const char *pfx)
 {
     qw_config c = micro_cfg();
-    const int64_t H = c.hidden, I = c.intermediate, D = c.head_dim,
-                  QD = c.n_heads * D, KD = c.n_kv_heads * D;
+    const int64_t H = c.hidden, I = c.intermediate, D = c.head_dim, QD = c.n_heads * D,
+                  KD = c.n_kv_heads * D;
     int n = 0;
-#define T(r, k, ...)                                                           \
-    do {                                                                       \
-        int w_ = snprintf(out[n].name, 96, "%s", pfx);                         \
-        snprintf(out[n].name + w_, (size_t)(96 - w_), __VA_ARGS__);            \
-        out[n].d.dtype = ST_BF16;                                              \
-        out[n].d.ndim = (k) ? 2 : 1;                                           \
-        out[n].d.shape[0] = (r);                                               \
-        out[n].d.shape[1] = (k);                                               \
-        n++;                                                                   \
+#define T(r, k, ...)                                                                               \
+    do {                                                                                           \
+        int w_ = snprintf(out[n].name, 96, "%s", pfx);                                             \
+        snprintf(out[n].name + w_, (size_t)(96 - w_), __VA_ARGS__);                                \
+        out[n].d.dtype = ST_BF16;                                                                  \
+        out[n].d.ndim = (k) ? 2 : 1;                                                               \
+        out[n].d.shape[0] = (r);                                                                   \
+        out[n].d.shape[1] = (k);                                                                   \
+        n++;                                                                                       \
     } while (0)
     T(c.vocab_rows, H, "embed_tokens.weight");
     for (int l = 0; l < c.n_layers; l++) {
@@ -245,7 +244,8 @@ static int micro_list(mdesc *out, const char *pfx)
     }
     T(H, 0, "norm.weight");
 #undef T
-    for (int i = 0; i < n; i++) out[i].d.name = out[i].name;
+    for (int i = 0; i < n; i++)
+        out[i].d.name = out[i].name;
     return n;
 }
 
@@ -262,7 +262,8 @@ static void write_st(const char *path, mdesc *l, int from, int to)
 {
     st_desc d[64] = {{0}};
     int n = 0;
-    for (int i = from; i < to; i++) d[n++] = l[i].d;
+    for (int i = from; i < to; i++)
+        d[n++] = l[i].d;
     char err[EQ_ERRLEN];
     st_writer *w = st_writer_open(path, d, (size_t)n, NULL, 0, err, sizeof err);
     EQ_ASSERT(w);
@@ -293,33 +294,26 @@ static void test_tiny(void)
 {
     printf("tiny round trip\n");
     char err[EQ_ERRLEN];
-    const char *a = newdir("tiny_a"), *b = newdir("tiny_b"),
-               *c = newdir("tiny_c"), *s = newdir("tiny_sharded");
+    const char *a = newdir("tiny_a"), *b = newdir("tiny_b"), *c = newdir("tiny_c"),
+               *s = newdir("tiny_sharded");
     CHECK(genmodel_write("tiny", a, 7, NULL, err, sizeof err) == 0, "%s", err);
     qw_model *m = LOAD_OK(a);
     if (!m) return;
     qw_config t;
     genmodel_preset("tiny", &t, err, sizeof err);
     CHECK(m->cfg.hidden == 96 && m->cfg.n_layers == 2 && m->cfg.n_heads == 4 &&
-              m->cfg.n_kv_heads == 2 && m->cfg.head_dim == 32 &&
-              m->cfg.intermediate == 160 && m->cfg.vocab_rows == 151669 &&
-              m->cfg.max_pos == 32768 && m->cfg.tie_word_embeddings &&
-              m->cfg.rms_eps == 1e-6f && m->cfg.rope_theta == 1e6f,
+              m->cfg.n_kv_heads == 2 && m->cfg.head_dim == 32 && m->cfg.intermediate == 160 &&
+              m->cfg.vocab_rows == 151669 && m->cfg.max_pos == 32768 &&
+              m->cfg.tie_word_embeddings && m->cfg.rms_eps == 1e-6f && m->cfg.rope_theta == 1e6f,
           "config");
-    CHECK(m->n_params == qw_config_n_params(&t), "n_params %llu",
-          (unsigned long long)m->n_params);
+    CHECK(m->n_params == qw_config_n_params(&t), "n_params %llu", (unsigned long long)m->n_params);
     CHECK(m->n_files == 1, "files %d", m->n_files);
-    CHECK(m->embed.rows == 151669 && m->embed.cols == 96 &&
-              m->embed.dtype == EQ_BF16,
-          "embed");
+    CHECK(m->embed.rows == 151669 && m->embed.cols == 96 && m->embed.dtype == EQ_BF16, "embed");
     CHECK(m->layers[1].q.rows == 128 && m->layers[1].q.cols == 96, "q");
-    CHECK(m->layers[1].k.rows == 64 && m->layers[1].o.rows == 96 &&
-              m->layers[1].o.cols == 128,
+    CHECK(m->layers[1].k.rows == 64 && m->layers[1].o.rows == 96 && m->layers[1].o.cols == 128,
           "k/o");
-    CHECK(m->layers[0].down.rows == 96 && m->layers[0].down.cols == 160,
-          "down");
-    CHECK(m->layers[0].q_norm.rows == 32 && m->layers[0].q_norm.cols == 1,
-          "q_norm");
+    CHECK(m->layers[0].down.rows == 96 && m->layers[0].down.cols == 160, "down");
+    CHECK(m->layers[0].q_norm.rows == 32 && m->layers[0].q_norm.cols == 1, "q_norm");
     /* Norms in [0.7, 1.3] and not all 1; linears ~N(0, 1/in). */
     float v[160];
     eq_to_f32(v, m->final_norm.data, EQ_BF16, 96);
@@ -331,9 +325,9 @@ static void test_tiny(void)
     CHECK(ones < 10, "norm weights all 1");
     double ss = 0;
     for (int r = 0; r < 160; r++) {
-        eq_to_f32(v, (const uint16_t *)m->layers[1].up.data + r * 96, EQ_BF16,
-                  96);
-        for (int i = 0; i < 96; i++) ss += (double)v[i] * v[i];
+        eq_to_f32(v, (const uint16_t *)m->layers[1].up.data + r * 96, EQ_BF16, 96);
+        for (int i = 0; i < 96; i++)
+            ss += (double)v[i] * v[i];
     }
     double sd = sqrt(ss / (160 * 96));
     CHECK(sd > 0.09 && sd < 0.115, "up_proj std %g (want ~1/sqrt(96))", sd);
@@ -347,19 +341,16 @@ static void test_tiny(void)
         const cJSON *pp = cJSON_GetObjectItemCaseSensitive(j, "post_processor");
         const cJSON *ty = cJSON_GetObjectItemCaseSensitive(pp, "type");
         const cJSON *st = cJSON_GetObjectItemCaseSensitive(pp, "single");
-        CHECK(cJSON_IsString(ty) && !strcmp(ty->valuestring,
-                                            "TemplateProcessing"),
+        CHECK(cJSON_IsString(ty) && !strcmp(ty->valuestring, "TemplateProcessing"),
               "post_processor type");
         CHECK(cJSON_GetArraySize(st) == 2, "single");
         const cJSON *added = cJSON_GetObjectItemCaseSensitive(j, "added_tokens");
-        CHECK(cJSON_GetArraySize(added) == 26, "added tokens %d",
-              cJSON_GetArraySize(added));
+        CHECK(cJSON_GetArraySize(added) == 26, "added tokens %d", cJSON_GetArraySize(added));
         cJSON_Delete(j);
         free(tj);
     }
     qw_config tc;
-    CHECK(qw_config_load(fmt("%s/config.json", a), &tc, err, sizeof err) == 0,
-          "%s", err);
+    CHECK(qw_config_load(fmt("%s/config.json", a), &tc, err, sizeof err) == 0, "%s", err);
 
     /* Determinism: same seed -> identical bytes (also with one thread);
      * another seed -> different weights. */
@@ -368,16 +359,14 @@ static void test_tiny(void)
     CHECK(genmodel_write("tiny", b, 7, NULL, err, sizeof err) == 0, "%s", err);
     omp_set_num_threads(nt);
     CHECK(genmodel_write("tiny", c, 8, NULL, err, sizeof err) == 0, "%s", err);
-    const char *files[] = {"config.json", "tokenizer.json",
-                           "tokenizer_config.json", "model.safetensors"};
+    const char *files[] = {"config.json", "tokenizer.json", "tokenizer_config.json",
+                           "model.safetensors"};
     for (int i = 0; i < 4; i++)
         CHECK(same_file(fmt("%s/%s", a, files[i]), fmt("%s/%s", b, files[i])),
               "seed 7 twice: %s differs", files[i]);
-    CHECK(!same_file(fmt("%s/model.safetensors", a),
-                     fmt("%s/model.safetensors", c)),
+    CHECK(!same_file(fmt("%s/model.safetensors", a), fmt("%s/model.safetensors", c)),
           "seeds 7 and 8 gave the same weights");
-    CHECK(same_file(fmt("%s/config.json", a), fmt("%s/config.json", c)),
-          "config differs by seed");
+    CHECK(same_file(fmt("%s/config.json", a), fmt("%s/config.json", c)), "config differs by seed");
 
     /* Sharded: 200 kB shards -> embed alone, layer 0, layer 1 + norm. */
     genmodel_opts o = GENMODEL_OPTS_INIT;
@@ -387,22 +376,17 @@ static void test_tiny(void)
     CHECK(genmodel_write_cfg(&tiny, s, 7, &o, err, sizeof err) == 0, "%s", err);
     struct stat sb;
     CHECK(stat(fmt("%s/model.safetensors", s), &sb) != 0, "single file too");
-    CHECK(stat(fmt("%s/model-00003-of-00003.safetensors", s), &sb) == 0,
-          "3 shards");
-    CHECK(stat(fmt("%s/model-00004-of-00004.safetensors", s), &sb) != 0,
-          "not 4 shards");
-    CHECK(same_file(fmt("%s/tokenizer.json", a), fmt("%s/tokenizer.json", s)),
-          "tokenizer differs");
+    CHECK(stat(fmt("%s/model-00003-of-00003.safetensors", s), &sb) == 0, "3 shards");
+    CHECK(stat(fmt("%s/model-00004-of-00004.safetensors", s), &sb) != 0, "not 4 shards");
+    CHECK(same_file(fmt("%s/tokenizer.json", a), fmt("%s/tokenizer.json", s)), "tokenizer differs");
     size_t ilen;
     char *ij = slurp(fmt("%s/model.safetensors.index.json", s), &ilen);
     cJSON *idx = cJSON_ParseWithLength(ij, ilen);
     const cJSON *ts = cJSON_GetObjectItemCaseSensitive(
         cJSON_GetObjectItemCaseSensitive(idx, "metadata"), "total_size");
-    CHECK(cJSON_IsNumber(ts) &&
-              (uint64_t)ts->valuedouble == 2 * qw_config_n_params(&tiny),
+    CHECK(cJSON_IsNumber(ts) && (uint64_t)ts->valuedouble == 2 * qw_config_n_params(&tiny),
           "total_size");
-    CHECK(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(
-              idx, "weight_map")) == 2 + 2 * 11,
+    CHECK(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(idx, "weight_map")) == 2 + 2 * 11,
           "weight_map size");
     cJSON_Delete(idx);
     free(ij);
@@ -416,17 +400,14 @@ static void test_tiny(void)
         for (int i = 0; i < na; i++)
             CHECK(wa[i]->rows == wb[i]->rows && wa[i]->cols == wb[i]->cols &&
                       wa[i]->dtype == wb[i]->dtype &&
-                      !memcmp(wa[i]->data, wb[i]->data,
-                              (size_t)(wa[i]->rows * wa[i]->cols) * 2),
+                      !memcmp(wa[i]->data, wb[i]->data, (size_t)(wa[i]->rows * wa[i]->cols) * 2),
                   "weight %d differs between single and sharded", i);
         qw_model_free(ms);
     }
     /* Re-writing as a single file removes the stale index. */
     CHECK(genmodel_write("tiny", s, 7, "", err, sizeof err) == 0, "%s", err);
-    CHECK(stat(fmt("%s/model.safetensors.index.json", s), &sb) != 0,
-          "stale index left behind");
-    CHECK(same_file(fmt("%s/model.safetensors", a),
-                    fmt("%s/model.safetensors", s)),
+    CHECK(stat(fmt("%s/model.safetensors.index.json", s), &sb) != 0, "stale index left behind");
+    CHECK(same_file(fmt("%s/model.safetensors", a), fmt("%s/model.safetensors", s)),
           "single after sharded differs");
     qw_model_free(m);
 }
@@ -479,22 +460,19 @@ static void test_params(void)
         write_file(p, real[i].json, strlen(real[i].json));
         qw_config c, g;
         CHECK(qw_config_load(p, &c, err, sizeof err) == 0, "%s", err);
-        CHECK(qw_config_n_params(&c) == real[i].params, "%s: %llu != %llu",
-              real[i].preset, (unsigned long long)qw_config_n_params(&c),
-              (unsigned long long)real[i].params);
+        CHECK(qw_config_n_params(&c) == real[i].params, "%s: %llu != %llu", real[i].preset,
+              (unsigned long long)qw_config_n_params(&c), (unsigned long long)real[i].params);
         /* gen-model's preset and the config.json it writes agree. */
-        CHECK(genmodel_preset(real[i].preset, &g, err, sizeof err) == 0, "%s",
-              err);
-        CHECK(!memcmp(&g, &c, sizeof c), "preset %s != real config",
-              real[i].preset);
+        CHECK(genmodel_preset(real[i].preset, &g, err, sizeof err) == 0, "%s", err);
+        CHECK(!memcmp(&g, &c, sizeof c), "preset %s != real config", real[i].preset);
     }
 }
 
 static void test_micro_ok(void)
 {
     printf("micro: prefix, lm_head, F16, F32\n");
-    const char *b16 = newdir("m_bf16"), *pfx = newdir("m_prefix"),
-               *f16 = newdir("m_f16"), *f32 = newdir("m_f32");
+    const char *b16 = newdir("m_bf16"), *pfx = newdir("m_prefix"), *f16 = newdir("m_f16"),
+               *f32 = newdir("m_f32");
     genmodel_opts o = GENMODEL_OPTS_INIT;
     CHECK(gen_micro(b16, 3, &o) == 0, "gen");
     o = (genmodel_opts)GENMODEL_OPTS_INIT;
@@ -509,8 +487,7 @@ static void test_micro_ok(void)
     o.max_shard_bytes = 3000; /* many shards */
     CHECK(gen_micro(f32, 3, &o) == 0, "gen");
 
-    qw_model *mb = LOAD_OK(b16), *mp = LOAD_OK(pfx), *mh = LOAD_OK(f16),
-             *mf = LOAD_OK(f32);
+    qw_model *mb = LOAD_OK(b16), *mp = LOAD_OK(pfx), *mh = LOAD_OK(f16), *mf = LOAD_OK(f32);
     if (mb && mp && mh && mf) {
         qw_config c = micro_cfg();
         CHECK(mb->n_params == qw_config_n_params(&c), "n_params");
@@ -525,18 +502,17 @@ static void test_micro_ok(void)
         all_weights(mf, wf);
         for (int i = 0; i < n; i++) {
             size_t k = (size_t)(wb[i]->rows * wb[i]->cols);
-            CHECK(!memcmp(wb[i]->data, wp[i]->data, k * 2),
-                  "prefix changed weight %d", i);
+            CHECK(!memcmp(wb[i]->data, wp[i]->data, k * 2), "prefix changed weight %d", i);
             CHECK(wh[i]->dtype == EQ_F16 && wf[i]->dtype == EQ_F32, "dtype");
             float *x = malloc(k * 4), *y = malloc(k * 4), *z = malloc(k * 4);
             eq_to_f32(x, wb[i]->data, EQ_BF16, k);
             eq_to_f32(y, wh[i]->data, EQ_F16, k);
             eq_to_f32(z, wf[i]->data, EQ_F32, k);
             for (size_t j = 0; j < k; j++) {
-                CHECK(fabsf(x[j] - z[j]) <= fabsf(z[j]) * (1.0f / 128),
-                      "bf16 %g vs f32 %g", x[j], z[j]);
-                CHECK(fabsf(y[j] - z[j]) <= fabsf(z[j]) * (1.0f / 1024) + 1e-7f,
-                      "f16 %g vs f32 %g", y[j], z[j]);
+                CHECK(fabsf(x[j] - z[j]) <= fabsf(z[j]) * (1.0f / 128), "bf16 %g vs f32 %g", x[j],
+                      z[j]);
+                CHECK(fabsf(y[j] - z[j]) <= fabsf(z[j]) * (1.0f / 1024) + 1e-7f, "f16 %g vs f32 %g",
+                      y[j], z[j]);
             }
             free(x);
             free(y);
@@ -570,11 +546,10 @@ static void test_errors(void)
         struct stat sb;
         stat(p, &sb);
         CHECK(truncate(p, sb.st_size - 10) == 0, "truncate");
-        EXPECT_FAIL(d, fmt("%s/model.safetensors: ", d),
-                    "tensor norm.weight: data_offsets", "truncated");
+        EXPECT_FAIL(d, fmt("%s/model.safetensors: ", d), "tensor norm.weight: data_offsets",
+                    "truncated");
         CHECK(truncate(p, 5) == 0, "truncate");
-        EXPECT_FAIL(d, fmt("%s/model.safetensors: file too short (5 bytes)", d),
-                    NULL, NULL);
+        EXPECT_FAIL(d, fmt("%s/model.safetensors: file too short (5 bytes)", d), NULL, NULL);
     }
 
     d = newdir("e_hdrlen");
@@ -582,9 +557,10 @@ static void test_errors(void)
     {
         uint8_t b[40] = {0xe8, 0x03}; /* header length 1000, 32 bytes follow */
         write_file(fmt("%s/model.safetensors", d), b, sizeof b);
-        EXPECT_FAIL(d, fmt("%s/model.safetensors: header length 1000 beyond "
-                           "the end of the file (40 bytes)",
-                           d),
+        EXPECT_FAIL(d,
+                    fmt("%s/model.safetensors: header length 1000 beyond "
+                        "the end of the file (40 bytes)",
+                        d),
                     NULL, NULL);
         b[0] = 0;
         b[7] = 0x80; /* huge */
@@ -650,7 +626,8 @@ static void test_errors(void)
         mdesc *k = find_md(l, n, "layers.1.self_attn.k_norm.weight");
         memmove(k, k + 1, (size_t)(&l[n] - (k + 1)) * sizeof *k);
         n--;
-        for (int i = 0; i < n; i++) l[i].d.name = l[i].name;
+        for (int i = 0; i < n; i++)
+            l[i].d.name = l[i].name;
     }
     write_st(fmt("%s/model.safetensors", d), l, 0, n);
     EXPECT_FAIL(d,
@@ -679,16 +656,16 @@ static void test_errors(void)
     l[n].d = find_md(l, n, "norm.weight")->d;
     l[n].d.name = l[n].name;
     write_st(fmt("%s/model.safetensors", d), l, 0, n + 1);
-    EXPECT_FAIL(d, fmt("%s/model.safetensors: tensor model.norm.weight: "
-                       "duplicate, also in %s/model.safetensors as norm.weight",
-                       d, d),
+    EXPECT_FAIL(d,
+                fmt("%s/model.safetensors: tensor model.norm.weight: "
+                    "duplicate, also in %s/model.safetensors as norm.weight",
+                    d, d),
                 NULL, NULL);
 
     /* Sharded by hand: shard 1 = embed + layer 0, shard 2 = the rest. */
-    const char *idx_fmt =
-        "{\"metadata\":{},\"weight_map\":{\"embed_tokens.weight\":"
-        "\"model-00001-of-00002.safetensors\",\"norm.weight\":"
-        "\"%s\"}}";
+    const char *idx_fmt = "{\"metadata\":{},\"weight_map\":{\"embed_tokens.weight\":"
+                          "\"model-00001-of-00002.safetensors\",\"norm.weight\":"
+                          "\"%s\"}}";
     d = newdir("e_dup_shards");
     write_micro_config(d);
     n = micro_list(l, "");
@@ -696,19 +673,22 @@ static void test_errors(void)
     {
         mdesc l2[64];
         int n2 = 0;
-        for (int i = 12; i < n; i++) l2[n2++] = l[i];
+        for (int i = 12; i < n; i++)
+            l2[n2++] = l[i];
         l2[n2++] = l[0]; /* embed again */
-        for (int i = 0; i < n2; i++) l2[i].d.name = l2[i].name;
+        for (int i = 0; i < n2; i++)
+            l2[i].d.name = l2[i].name;
         write_st(fmt("%s/model-00002-of-00002.safetensors", d), l2, 0, n2);
     }
     {
         const char *j = fmt(idx_fmt, "model-00002-of-00002.safetensors");
         write_file(fmt("%s/model.safetensors.index.json", d), j, strlen(j));
     }
-    EXPECT_FAIL(d, fmt("%s/model-00002-of-00002.safetensors: tensor "
-                       "embed_tokens.weight: duplicate, also in "
-                       "%s/model-00001-of-00002.safetensors",
-                       d, d),
+    EXPECT_FAIL(d,
+                fmt("%s/model-00002-of-00002.safetensors: tensor "
+                    "embed_tokens.weight: duplicate, also in "
+                    "%s/model-00001-of-00002.safetensors",
+                    d, d),
                 NULL, NULL);
 
     d = newdir("e_missing_shard");
@@ -734,9 +714,10 @@ static void test_errors(void)
         const char *j = fmt(idx_fmt, "model-00001-of-00002.safetensors");
         write_file(fmt("%s/model.safetensors.index.json", d), j, strlen(j));
     }
-    EXPECT_FAIL(d, fmt("%s/model.safetensors.index.json: tensor norm.weight: "
-                       "not in %s/model-00001-of-00002.safetensors",
-                       d, d),
+    EXPECT_FAIL(d,
+                fmt("%s/model.safetensors.index.json: tensor norm.weight: "
+                    "not in %s/model-00001-of-00002.safetensors",
+                    d, d),
                 NULL, NULL);
     /* ...and the same files with a correct index load. */
     {
@@ -755,9 +736,10 @@ static void test_errors(void)
         const char *j = fmt(idx_fmt, "../x.safetensors");
         write_file(fmt("%s/model.safetensors.index.json", d), j, strlen(j));
     }
-    EXPECT_FAIL(d, fmt("%s/model.safetensors.index.json: tensor norm.weight: "
-                       "shard must be a file name",
-                       d),
+    EXPECT_FAIL(d,
+                fmt("%s/model.safetensors.index.json: tensor norm.weight: "
+                    "shard must be a file name",
+                    d),
                 NULL, NULL);
 }
 
@@ -814,8 +796,8 @@ static void test_config_errors(void)
     write_file(p, ok, strlen(ok));
     qw_config c;
     CHECK(qw_config_load(p, &c, err, sizeof err) == 0, "%s", err);
-    CHECK(c.head_dim == 4 && c.n_kv_heads == 4 && c.rms_eps == 1e-6f &&
-              c.rope_theta == 1e6f && c.max_pos == 32768,
+    CHECK(c.head_dim == 4 && c.n_kv_heads == 4 && c.rms_eps == 1e-6f && c.rope_theta == 1e6f &&
+              c.max_pos == 32768,
           "defaults");
 }
 
@@ -835,11 +817,11 @@ static void test_writer(void)
     CHECK(w != NULL, "%s", err);
     if (!w) return;
     float a[15];
-    for (int i = 0; i < 15; i++) a[i] = (float)i * 0.5f;
+    for (int i = 0; i < 15; i++)
+        a[i] = (float)i * 0.5f;
     int64_t s = -42;
     CHECK(st_writer_write(w, a, 20, err, sizeof err) == 0, "%s", err);
-    CHECK(st_writer_write(w, (char *)a + 20, 40, err, sizeof err) == 0, "%s",
-          err);
+    CHECK(st_writer_write(w, (char *)a + 20, 40, err, sizeof err) == 0, "%s", err);
     CHECK(st_writer_write(w, &s, 8, err, sizeof err) == 0, "%s", err);
     CHECK(st_writer_write(w, &s, 1, err, sizeof err) != 0, "overrun accepted");
     CHECK(st_writer_close(w, err, sizeof err) != 0, "close after overrun ok");
@@ -858,17 +840,12 @@ static void test_writer(void)
     CHECK(st_open(&f, p, err, sizeof err) == 0, "%s", err);
     CHECK(f.hdr.data_start % 8 == 0, "data not 8-aligned");
     CHECK(f.hdr.n_tensors == 3 && f.hdr.n_meta == 2, "counts");
-    CHECK(st_header_meta(&f.hdr, "k") && !strcmp(st_header_meta(&f.hdr, "k"),
-                                                 "v"),
-          "meta");
+    CHECK(st_header_meta(&f.hdr, "k") && !strcmp(st_header_meta(&f.hdr, "k"), "v"), "meta");
     const st_tensor *t = st_find(&f, "a\"quoted\\name");
-    CHECK(t && t->ndim == 2 && t->shape[1] == 5 && t->numel == 15 &&
-              !memcmp(st_data(&f, t), a, 60),
+    CHECK(t && t->ndim == 2 && t->shape[1] == 5 && t->numel == 15 && !memcmp(st_data(&f, t), a, 60),
           "tensor a");
     t = st_find(&f, "scalar");
-    CHECK(t && t->ndim == 0 && t->numel == 1 &&
-              !memcmp(st_data(&f, t), &s, 8),
-          "scalar");
+    CHECK(t && t->ndim == 0 && t->numel == 1 && !memcmp(st_data(&f, t), &s, 8), "scalar");
     t = st_find(&f, "empty");
     CHECK(t && t->numel == 0 && t->begin == t->end, "empty");
     CHECK(st_find(&f, "nope") == NULL, "absent");
@@ -900,15 +877,15 @@ static void test_parser(void)
         {"{\"a\":{\"dtype\":\"F32\",\"shape\":[2,2],\"data_offsets\":[0,16]},"
          "\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[16,24]}}",
          24, "tensor a: listed twice"},
-        {"{\"a\":{\"dtype\":\"F32\",\"shape\":[2,2],\"data_offsets\":[0,12]}}",
-         16, "tensor a: data_offsets [0, 12] hold 12 bytes, but F32 [2, 2] "
-             "needs 16"},
+        {"{\"a\":{\"dtype\":\"F32\",\"shape\":[2,2],\"data_offsets\":[0,12]}}", 16,
+         "tensor a: data_offsets [0, 12] hold 12 bytes, but F32 [2, 2] "
+         "needs 16"},
         {"{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[8,4]}}", 16,
          "tensor a: data_offsets [8, 4]: begin > end"},
-        {"{\"a\":{\"dtype\":\"F32\",\"shape\":[-1],\"data_offsets\":[0,4]}}",
-         16, "tensor a: shape dimension 0 is not a non-negative integer"},
-        {"{\"a\":{\"dtype\":\"F32\",\"shape\":[1.5],\"data_offsets\":[0,4]}}",
-         16, "tensor a: shape dimension 0"},
+        {"{\"a\":{\"dtype\":\"F32\",\"shape\":[-1],\"data_offsets\":[0,4]}}", 16,
+         "tensor a: shape dimension 0 is not a non-negative integer"},
+        {"{\"a\":{\"dtype\":\"F32\",\"shape\":[1.5],\"data_offsets\":[0,4]}}", 16,
+         "tensor a: shape dimension 0"},
         {"{\"a\":{\"dtype\":\"F32\",\"shape\":[4294967296,4294967296,16],"
          "\"data_offsets\":[0,4]}}",
          16, "tensor a: element count overflows"},
@@ -924,8 +901,7 @@ static void test_parser(void)
         {"{\"a\":[]}", 0, "tensor a: entry is not a JSON object"},
         {"{\"a\":{\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":[0,16]}}", 8,
          "tensor a: data_offsets [0, 16] beyond the data section (8 bytes)"},
-        {"{\"__metadata__\":{\"x\":1}}", 0,
-         "\"__metadata__\" value for \"x\" is not a string"},
+        {"{\"__metadata__\":{\"x\":1}}", 0, "\"__metadata__\" value for \"x\" is not a string"},
         {"{\"__metadata__\":[]}", 0, "\"__metadata__\" is not a JSON object"},
         {"{} x", 0, "data after the JSON object"},
         {"{\"a\":", 0, "not valid JSON"},
@@ -937,7 +913,8 @@ static void test_parser(void)
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         size_t n = strlen(cases[i].json), len = 8 + n + cases[i].data;
         uint8_t *b = calloc(1, len);
-        for (int k = 0; k < 8; k++) b[k] = (uint8_t)((uint64_t)n >> (8 * k));
+        for (int k = 0; k < 8; k++)
+            b[k] = (uint8_t)((uint64_t)n >> (8 * k));
         memcpy(b + 8, cases[i].json, n);
         st_header h;
         char err[EQ_ERRLEN] = "";
@@ -946,15 +923,13 @@ static void test_parser(void)
             CHECK(rc == 0, "case %zu should parse: %s", i, err);
         else
             CHECK(rc != 0 && strstr(err, cases[i].needle),
-                  "case %zu: rc %d, err \"%s\", want \"%s\"", i, rc, err,
-                  cases[i].needle);
+                  "case %zu: rc %d, err \"%s\", want \"%s\"", i, rc, err, cases[i].needle);
         st_header_free(&h);
         free(b);
     }
     st_header h;
     char err[EQ_ERRLEN];
-    CHECK(st_parse_header((const uint8_t *)"1234567", 7, &h, err, sizeof err) !=
-                  0 &&
+    CHECK(st_parse_header((const uint8_t *)"1234567", 7, &h, err, sizeof err) != 0 &&
               strstr(err, "file too short (7 bytes)"),
           "%s", err);
 }
