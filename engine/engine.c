@@ -8,7 +8,6 @@
 #include <malloc.h>
 #endif
 #include <stdio.h>
-#include <sys/stat.h>
 
 #include "cpu_backend.h"
 #include "tokenizer.h"
@@ -25,12 +24,6 @@ struct eq_engine {
     int max_batch_tokens; /* the largest batch eq_embed accepts          */
     int *dims;            /* (max_batch_tokens) per-sequence dims scratch */
 };
-
-static bool file_exists(const char *p)
-{
-    struct stat st;
-    return stat(p, &st) == 0;
-}
 
 int eq_open(const char *model_dir, const eq_options *opt, eq_engine **out, char *err, size_t errlen)
 {
@@ -54,10 +47,6 @@ int eq_open(const char *model_dir, const eq_options *opt, eq_engine **out, char 
     if (qw_config_load(path, &e->cfg, err, errlen) != 0) goto fail;
 
     snprintf(path, sizeof path, "%s/tokenizer.json", model_dir);
-    if (!file_exists(path)) {
-        eq_err(err, errlen, "%s: missing (a model directory needs tokenizer.json)", path);
-        goto fail;
-    }
     e->tok = tok_load(path, err, errlen);
     if (!e->tok) goto fail;
     tok_set_vocab_rows(e->tok, e->cfg.vocab_rows);

@@ -102,8 +102,8 @@ int qw_config_load(const char *path, qw_config *cfg, char *err, size_t errlen)
     if (r == 0) {
         if (c.hidden % c.n_heads) {
             eq_err(err, errlen,
-                   "%s: field \"head_dim\" missing and hidden_size %d is not "
-                   "a multiple of num_attention_heads %d",
+                   "%s: field \"head_dim\" missing and hidden_size %d is not a multiple of "
+                   "num_attention_heads %d",
                    path, c.hidden, c.n_heads);
             goto out;
         }
@@ -115,10 +115,10 @@ int qw_config_load(const char *path, qw_config *cfg, char *err, size_t errlen)
         get_bool(root, "tie_word_embeddings", &c.tie_word_embeddings, path, err, errlen) < 0)
         goto out;
     if (c.n_heads % c.n_kv_heads) {
-        eq_err(err, errlen,
-               "%s: field \"num_attention_heads\" (%d) is not a multiple of "
-               "num_key_value_heads (%d)",
-               path, c.n_heads, c.n_kv_heads);
+        eq_err(
+            err, errlen,
+            "%s: field \"num_attention_heads\" (%d) is not a multiple of num_key_value_heads (%d)",
+            path, c.n_heads, c.n_kv_heads);
         goto out;
     }
     if (c.head_dim % 2) {
@@ -128,28 +128,21 @@ int qw_config_load(const char *path, qw_config *cfg, char *err, size_t errlen)
     /* Things this engine does not compute: refuse rather than be wrong. */
     const cJSON *j = field(root, "hidden_act");
     if (j && !(cJSON_IsString(j) && !strcmp(j->valuestring, "silu"))) {
-        eq_err(err, errlen,
-               "%s: field \"hidden_act\": only \"silu\" is "
-               "supported",
-               path);
+        eq_err(err, errlen, "%s: field \"hidden_act\": only \"silu\" is supported", path);
         goto out;
     }
     bool flag = false;
     if (get_bool(root, "attention_bias", &flag, path, err, errlen) < 0) goto out;
     if (flag) {
         eq_err(err, errlen,
-               "%s: field \"attention_bias\": true is not "
-               "supported (Qwen3 has no attention bias)",
+               "%s: field \"attention_bias\": true is not supported (Qwen3 has no attention bias)",
                path);
         goto out;
     }
     flag = false;
     if (get_bool(root, "use_sliding_window", &flag, path, err, errlen) < 0) goto out;
     if (flag) {
-        eq_err(err, errlen,
-               "%s: field \"use_sliding_window\": true is not "
-               "supported",
-               path);
+        eq_err(err, errlen, "%s: field \"use_sliding_window\": true is not supported", path);
         goto out;
     }
     j = field(root, "rope_scaling");
@@ -158,9 +151,7 @@ int qw_config_load(const char *path, qw_config *cfg, char *err, size_t errlen)
         if (!t) t = cJSON_GetObjectItemCaseSensitive(j, "type");
         if (!cJSON_IsObject(j) || !cJSON_IsString(t) || strcmp(t->valuestring, "default") != 0) {
             eq_err(err, errlen,
-                   "%s: field \"rope_scaling\": only null or "
-                   "the default rope is supported",
-                   path);
+                   "%s: field \"rope_scaling\": only null or the default rope is supported", path);
             goto out;
         }
     }
@@ -304,9 +295,8 @@ static int bind(const qw_config *c, slot *s, const st_file *f, int fi, const st_
         break;
     default:
         return eq_err(err, errlen,
-                      "%s: tensor %s: dtype %s not supported (expected BF16, "
-                      "F16 or F32)",
-                      f->path, t->name, st_dtype_name(t->dtype));
+                      "%s: tensor %s: dtype %s not supported (expected BF16, F16 or F32)", f->path,
+                      t->name, st_dtype_name(t->dtype));
     }
     int want_nd = s->cols == D_ONE ? 1 : 2;
     int64_t r = dim_value(c, s->rows), k = dim_value(c, s->cols);
@@ -320,8 +310,8 @@ static int bind(const qw_config *c, slot *s, const st_file *f, int fi, const st_
     const uint8_t *p = st_data(f, t);
     if ((uintptr_t)p % eq_dtype_size(dt))
         return eq_err(err, errlen,
-                      "%s: tensor %s: data at file offset %llu is not aligned "
-                      "to its %zu-byte elements; re-save the checkpoint",
+                      "%s: tensor %s: data at file offset %llu is not aligned to its %zu-byte "
+                      "elements; re-save the checkpoint",
                       f->path, t->name, (unsigned long long)(f->hdr.data_start + t->begin),
                       eq_dtype_size(dt));
     s->w->data = p;
@@ -372,9 +362,7 @@ static int open_sharded(const char *dir, const char *ipath, qw_model *m, char *e
     for (const cJSON *e = wm->child; e; e = e->next) {
         const char *sh = cJSON_IsString(e) ? e->valuestring : NULL;
         if (!sh || !*sh || strchr(sh, '/') || !strcmp(sh, "..")) {
-            eq_err(err, errlen,
-                   "%s: tensor %s: shard must be a file name in the same "
-                   "directory",
+            eq_err(err, errlen, "%s: tensor %s: shard must be a file name in the same directory",
                    ipath, e->string ? e->string : "?");
             goto out_names;
         }
@@ -393,10 +381,8 @@ static int open_sharded(const char *dir, const char *ipath, qw_model *m, char *e
             m->n_files = ns;
         }
         if (!st_find(&m->files[fi], e->string)) {
-            eq_err(err, errlen,
-                   "%s: tensor %s: not in %s, the shard the weight_map "
-                   "names",
-                   ipath, e->string, m->files[fi].path);
+            eq_err(err, errlen, "%s: tensor %s: not in %s, the shard the weight_map names", ipath,
+                   e->string, m->files[fi].path);
             goto out_names;
         }
     }

@@ -459,6 +459,18 @@ static heap_ent heap_pop(heap_ent *h, size_t *n)
     return top;
 }
 
+/* The initial symbols of a piece for the linked-list BPE paths: one id per
+ * byte, linked to its neighbours. */
+static void init_symbols(const tok_tokenizer *t, const uint8_t *p, size_t m, int32_t *id,
+                         int32_t *prev, int32_t *next)
+{
+    for (size_t k = 0; k < m; k++) {
+        id[k] = t->byte_id[p[k]];
+        prev[k] = (int32_t)k - 1;
+        next[k] = k + 1 < m ? (int32_t)k + 1 : -1;
+    }
+}
+
 /* Heap + linked-list BPE for long pieces (HF Word::merge_all). Appends the
  * ids to o. Returns 0, or -1 when out of memory. */
 static int bpe_large(const tok_tokenizer *t, const uint8_t *p, size_t m, idvec *o)
@@ -471,11 +483,7 @@ static int bpe_large(const tok_tokenizer *t, const uint8_t *p, size_t m, idvec *
     heap_ent *h = malloc(hcap * sizeof *h);
     int rc = -1;
     if (!id || !prev || !next || !h) goto out;
-    for (size_t k = 0; k < m; k++) {
-        id[k] = t->byte_id[p[k]];
-        prev[k] = (int32_t)k - 1;
-        next[k] = k + 1 < m ? (int32_t)k + 1 : -1;
-    }
+    init_symbols(t, p, m, id, prev, next);
     for (size_t k = 0; k + 1 < m; k++) {
         merge_t mg = byte_merge(t, p[k], p[k + 1]);
         if (mg.rank != NO_RANK) heap_push(h, &hn, (heap_ent){mg.rank, (uint32_t)k, mg.new_id});
@@ -636,11 +644,7 @@ static int bpe_bucket(const tok_tokenizer *t, const uint8_t *p, size_t m, idvec 
     L.rcap = 64;
     L.rheap = malloc(L.rcap * sizeof *L.rheap);
     if (!id || !prev || !next || !batch || !L.slots || !L.pool || !L.rheap) goto out;
-    for (size_t k = 0; k < m; k++) {
-        id[k] = t->byte_id[p[k]];
-        prev[k] = (int32_t)k - 1;
-        next[k] = k + 1 < m ? (int32_t)k + 1 : -1;
-    }
+    init_symbols(t, p, m, id, prev, next);
     for (size_t k = 0; k + 1 < m; k++) {
         merge_t mg = byte_merge(t, p[k], p[k + 1]);
         if (mg.rank != NO_RANK && rl_append(&L, mg.rank, (uint32_t)k) != 0) goto out;
