@@ -8,8 +8,11 @@
 #include <malloc.h>
 #endif
 #include <stdio.h>
+#include <string.h>
+#include <unistd.h>
 
 #include "cpu_backend.h"
+#include "gpu_backend.h"
 #include "tokenizer.h"
 
 #define DEFAULT_MAX_SEQ_LEN  8192
@@ -19,7 +22,9 @@ struct eq_engine {
     qw_config cfg;
     tok_tokenizer *tok;
     qw_model *model;  /* NULL when tokenizer_only                       */
-    cpu_backend *cpu; /* the backend (CUDA arrives with kernels/)        */
+    cpu_backend *cpu; /* one of the two backends, NULL when tokenizer_only */
+    gpu_backend *gpu; /* CUDA, or its plan on the CPU twins ("twin")       */
+    int threads;      /* CPU backend threads (0 = all cores)               */
     int max_seq_len;
     int max_batch_tokens; /* the largest batch eq_embed accepts          */
     int *dims;            /* (max_batch_tokens) per-sequence dims scratch */
@@ -30,12 +35,23 @@ int eq_open(const char *model_dir, const eq_options *opt, eq_engine **out, char 
     eq_options o = {0};
     if (opt) o = *opt;
     *out = NULL;
-    if (o.device && strcmp(o.device, "cpu") != 0) {
-        if (!strcmp(o.device, "cuda"))
-            return eq_err(err, errlen,
-                          "device 'cuda': this build has no CUDA backend yet; use --device cpu");
-        return eq_err(err, errlen, "device '%s': unknown (expected cpu or cuda)", o.device);
-    }
+    /* Backend: cuda when asked, or by default when a GPU is visible. */
+    enum { DEV_CPU, DEV_CUDA, DEV_TWIN } dev;
+    if (!o.device || !strcmp(o.device, "auto"))
+        dev = gpu_device_count() > 0 ? DEV_CUDA : DEV_CPU;
+    else if (!strcmp(o.device, "cpu"))
+        dev = DEV_CPU;
+    else if (!strcmp(o.device, "cuda"))
+        dev = DEV_CUDA;
+    else if (!strcmp(o.device, "twin"))
+        dev = DEV_TWIN;
+    else
+        return eq_err(err, errlen, "device '%s': unknown (expected cuda, cpu, twin or auto)",
+                      o.device);
+    if (dev == DEV_CUDA && !gpu_backend_compiled())
+        return eq_err(err, errlen,
+                      "device 'cuda': this embedq was built without the CUDA backend (no CUDA "
+                      "toolkit at build time); use --device cpu");
     if (o.max_seq_len < 0 || o.max_batch_tokens < 0)
         return eq_err(err, errlen, "max_seq_len and max_batch_tokens must be >= 0");
 
@@ -73,9 +89,20 @@ int eq_open(const char *model_dir, const eq_options *opt, eq_engine **out, char 
             eq_err(err, errlen, "out of memory");
             goto fail;
         }
-        e->cpu =
-            cpu_backend_new(e->model, e->max_batch_tokens, e->max_seq_len, o.threads, err, errlen);
-        if (!e->cpu) goto fail;
+        e->threads = o.threads;
+        if (dev == DEV_CPU) {
+            e->cpu = cpu_backend_new(e->model, e->max_batch_tokens, e->max_seq_len, o.threads,
+                                     err, errlen);
+            if (!e->cpu) goto fail;
+        } else {
+            e->gpu = gpu_backend_new(e->model, e->max_batch_tokens, e->max_seq_len,
+                                     dev == DEV_TWIN, err, errlen);
+            if (!e->gpu) goto fail;
+            /* The GPU backend holds its own copy of the weights: unmap the
+             * checkpoint (and let the page cache go). */
+            qw_model_free(e->model);
+            e->model = NULL;
+        }
     }
     *out = e;
     return 0;
@@ -88,6 +115,7 @@ void eq_close(eq_engine *e)
 {
     if (!e) return;
     cpu_backend_free(e->cpu);
+    gpu_backend_free(e->gpu);
     qw_model_free(e->model);
     tok_free(e->tok);
     free(e->dims);
@@ -117,7 +145,8 @@ int eq_encode(eq_engine *e, const char *text, size_t len, const char *instructio
 int eq_embed(eq_engine *e, const int32_t *ids, const int32_t *cu_seqlens, int n_seqs,
              const int *dims, float *out, char *err, size_t errlen)
 {
-    if (!e->cpu) return eq_err(err, errlen, "engine opened tokenizer-only: no weights loaded");
+    if (!e->cpu && !e->gpu)
+        return eq_err(err, errlen, "engine opened tokenizer-only: no weights loaded");
     if (n_seqs < 1) return eq_err(err, errlen, "empty batch");
     if (cu_seqlens[0] != 0) return eq_err(err, errlen, "cu_seqlens[0] must be 0");
     const int hidden = e->cfg.hidden;
@@ -141,7 +170,37 @@ int eq_embed(eq_engine *e, const int32_t *ids, const int32_t *cu_seqlens, int n_
     /* n_seqs <= total <= max_batch_tokens: the dims scratch always fits. */
     for (int i = 0; i < n_seqs; i++)
         e->dims[i] = (dims && dims[i]) ? dims[i] : hidden;
-    /* CPU backend failures (e.g. a non-finite hidden state) fail this batch
-     * only; the backend stays usable. */
+    /* A non-finite hidden state fails this batch only; a device error stops
+     * the CUDA backend for good (every later batch gets the error). */
+    if (e->gpu) return gpu_backend_embed(e->gpu, ids, cu_seqlens, n_seqs, e->dims, out, err, errlen);
     return cpu_backend_embed(e->cpu, ids, cu_seqlens, n_seqs, e->dims, out, err, errlen);
+}
+
+void eq_get_info(const eq_engine *e, eq_info *info)
+{
+    if (e->gpu) {
+        gpu_backend_info(e->gpu, info);
+        return;
+    }
+    memset(info, 0, sizeof *info);
+    snprintf(info->backend, sizeof info->backend, "cpu");
+    int threads = e->threads > 0 ? e->threads : (int)sysconf(_SC_NPROCESSORS_ONLN);
+    snprintf(info->device_name, sizeof info->device_name, "CPU (%d threads)", threads);
+    info->device_index = -1;
+    if (e->model) {
+        /* The CPU backend reads the mapped checkpoint in place. */
+        info->weight_bytes = e->model->n_params * eq_dtype_size(e->model->embed.dtype);
+    }
+}
+
+double eq_measure_gemm_tflops(eq_engine *e, int n, int reps, char *err, size_t errlen)
+{
+    if (!e->gpu || !gpu_backend_compiled())
+        return eq_err(err, errlen, "the GEMM rate is measured on the cuda device only");
+    return gpu_backend_gemm_tflops(e->gpu, n, reps, err, errlen);
+}
+
+const char *eq_fatal_error(const eq_engine *e)
+{
+    return e->gpu ? gpu_backend_fatal(e->gpu) : NULL;
 }

@@ -26,7 +26,9 @@
 typedef struct eq_engine eq_engine;
 
 typedef struct {
-    const char *device;   /* "cpu" (default); "cuda" arrives with the CUDA backend */
+    const char *device;   /* "cuda", "cpu", or "twin" (the CUDA backend's plan
+                             run on the kernels' CPU twins: tests only, slow);
+                             NULL or "auto" = cuda when a GPU is present    */
     int max_batch_tokens; /* token budget of one eq_embed call; 0 = 16384  */
     int max_seq_len;      /* truncation length incl. the final <|endoftext|>;
                              0 = 8192 (capped at max_position_embeddings)  */
@@ -60,5 +62,33 @@ int eq_encode(eq_engine *e, const char *text, size_t len, const char *instructio
  * Returns 0, or -1 with a message (bad arguments; backend failure). */
 int eq_embed(eq_engine *e, const int32_t *ids, const int32_t *cu_seqlens, int n_seqs,
              const int *dims, float *out, char *err, size_t errlen);
+
+/* NULL while the engine works; once its backend hit a device error (CUDA),
+ * the error message: every later eq_embed fails with it, and the caller
+ * should stop (a worker exits without acknowledging, so its input is
+ * redelivered to a healthy one). A non-finite result on one input is not
+ * such an error. */
+const char *eq_fatal_error(const eq_engine *e);
+
+/* What an opened engine runs on and what it holds. */
+typedef struct {
+    char backend[8];           /* "cpu", "cuda" or "twin"                     */
+    char device_name[128];     /* GPU name, or "CPU (N threads)"              */
+    int device_index;          /* CUDA device ordinal; -1 on the CPU          */
+    uint64_t weight_bytes;     /* weights as held by the backend              */
+    uint64_t activation_bytes; /* per-batch buffers, sized at open            */
+    uint64_t workspace_bytes;  /* GEMM workspace, tables                      */
+    uint64_t device_total;     /* GPU memory in all (0 on the CPU)            */
+    uint64_t device_used;      /* GPU memory in use now, all processes        */
+} eq_info;
+
+/* Fills *info. eq_engine must have been opened with weights. */
+void eq_get_info(const eq_engine *e, eq_info *info);
+
+/* Measures the dense bf16 GEMM rate of the engine's device through the same
+ * GEMM path the forward pass uses (cuBLASLt, fp32 accumulation), on an
+ * n x n x n product of random data, median of `reps` timed runs after
+ * warm-up. Returns TFLOP/s, or -1 with a message (CPU backends, errors). */
+double eq_measure_gemm_tflops(eq_engine *e, int n, int reps, char *err, size_t errlen);
 
 #endif

@@ -126,6 +126,23 @@ int cli_missing(const cli_command *cmd, const char *flag)
     return 2;
 }
 
+int cli_device(const cli_command *cmd, const char *val, const char **device)
+{
+    static const char *const ok[] = {"cuda", "cpu", "twin"};
+    if (!val || !strcmp(val, "auto")) {
+        *device = NULL;
+        return 0;
+    }
+    for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++)
+        if (!strcmp(val, ok[i])) {
+            *device = ok[i];
+            return 0;
+        }
+    fprintf(stderr, "embedq %s: flag --device: expected cuda, cpu, twin or auto, got '%s'\n",
+            cmd->name, val);
+    return 2;
+}
+
 void json_put_string(FILE *f, const char *s, size_t len)
 {
     static const char hex[] = "0123456789abcdef";
@@ -239,7 +256,9 @@ static void usage(FILE *f)
             "commands:\n"
             "  embed      JSONL texts on stdin -> JSONL vectors\n"
             "  tokenize   JSONL texts on stdin -> JSONL token ids, exactly as the model sees them\n"
-            "  gen-model  write a random-weight checkpoint in the real Hugging Face layout\n");
+            "  gen-model  write a random-weight checkpoint in the real Hugging Face layout\n"
+            "  bench      throughput, latency, memory and MFU of the engine on fixed or mixed "
+            "lengths\n");
 }
 
 int main(int argc, char **argv)
@@ -252,6 +271,7 @@ int main(int argc, char **argv)
     if (!strcmp(c, "embed")) return cmd_embed(argc - 1, argv + 1);
     if (!strcmp(c, "tokenize")) return cmd_tokenize(argc - 1, argv + 1);
     if (!strcmp(c, "gen-model")) return cmd_gen_model(argc - 1, argv + 1);
+    if (!strcmp(c, "bench")) return cmd_bench(argc - 1, argv + 1);
     if (!strcmp(c, "--help") || !strcmp(c, "-h") || !strcmp(c, "help")) {
         usage(stdout);
         return 0;

@@ -37,6 +37,15 @@ int cli_parse(const cli_command *cmd, const cli_flag *flags, int nflags, int arg
 /* A required string flag that is missing: prints the error, returns 2. */
 int cli_missing(const cli_command *cmd, const char *flag);
 
+/* --device for the commands that open an engine: cuda | cpu | twin | auto.
+ * CLI_DEVICE_HELP is its help line. cli_device() checks val and sets *device
+ * to the eq_options.device value (NULL for auto: cuda when a GPU is present,
+ * else cpu). Returns 0, or 2 after printing a message naming the flag. */
+#define CLI_DEVICE_HELP                                                                            \
+    "cuda | cpu | twin (the CUDA plan on CPU twins: tests, slow) | auto (cuda when a GPU "         \
+    "is present, else cpu)"
+int cli_device(const cli_command *cmd, const char *val, const char **device);
+
 /* JSON output helpers (stdout-style FILE*). */
 void json_put_string(FILE *f, const char *s, size_t len);
 void json_put_float(FILE *f, float v); /* always a float literal: 1.0, never 1 */
@@ -52,5 +61,6 @@ bool json_has_nul_escape(const char *s, size_t len);
 int cmd_tokenize(int argc, char **argv);
 int cmd_embed(int argc, char **argv);
 int cmd_gen_model(int argc, char **argv);
+int cmd_bench(int argc, char **argv);
 
 #endif

@@ -160,14 +160,14 @@ bad:
 int cmd_embed(int argc, char **argv)
 {
     static const cli_command cmd = {
-        "embed", "--model DIR [--dimensions N] [--batch-tokens N] [--max-tokens N]",
+        "embed", "--model DIR [--dimensions N] [--batch-tokens N] [--max-tokens N] [--device D]",
         "Reads JSONL on stdin, one {\"id\": ..., \"text\": \"...\", \"instruction\": \"...\"?,\n"
         "\"dimensions\": N?} per line, and prints one {\"id\": ..., \"embedding\": [...],\n"
         "\"tokens\": N, \"truncated\": bool} per line in input order. Vectors are\n"
         "last-token pooled, cut to `dimensions` values (Matryoshka), L2-normalized.\n"
         "A bad line prints {\"line\": N, \"error\": \"...\"} and the rest go on; the exit\n"
         "status is 1 if any line failed."};
-    const char *model = NULL, *device = "cpu";
+    const char *model = NULL, *device_flag = "auto", *device = NULL;
     int dimensions = 0, batch_tokens = 16384, max_tokens = 8192, threads = 0;
     cli_flag flags[] = {
         {"model", CLI_STR, &model, 0, 0,
@@ -179,11 +179,12 @@ int cmd_embed(int argc, char **argv)
         {"max-tokens", CLI_INT, &max_tokens, 2, 1 << 20,
          "truncate inputs to this many tokens, <|endoftext|> included"},
         {"threads", CLI_INT, &threads, 0, 1024, "CPU threads (0 = all cores)"},
-        {"device", CLI_STR, &device, 0, 0, "cpu (cuda arrives with the CUDA backend)"},
+        {"device", CLI_STR, &device_flag, 0, 0, CLI_DEVICE_HELP},
     };
     int rc = cli_parse(&cmd, flags, (int)(sizeof flags / sizeof flags[0]), argc, argv);
     if (rc) return rc == 1 ? 0 : rc;
     if (!model) return cli_missing(&cmd, "model");
+    if (cli_device(&cmd, device_flag, &device) != 0) return 2;
 
     char err[EQ_ERRLEN];
     eq_options opt = {.device = device,
