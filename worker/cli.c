@@ -28,9 +28,16 @@ static void print_help(const cli_command *cmd, const cli_flag *flags, int nflags
             snprintf(def, sizeof def, " (default: %" PRIu64 ")", *(uint64_t *)f->dst);
             break;
         case CLI_BOOL:
+        case CLI_LIST:
             break;
         }
-        printf("  --%-16s %s%s\n", f->name, f->help, def);
+        char env[96] = "";
+        if (cmd->env_prefix) {
+            char n[80];
+            cli_env_name(cmd->env_prefix, f->name, n, sizeof n);
+            snprintf(env, sizeof env, " [%s]", n);
+        }
+        printf("  --%-16s %s%s%s\n", f->name, f->help, def, env);
     }
     printf("  --%-16s %s\n", "help", "print this help and exit");
 }
@@ -45,14 +52,101 @@ static int parse_long(const char *s, long *out)
     return 0;
 }
 
+/* Sets flag f from val. src names where val came from, for errors
+ * ("flag --x" or "environment variable EMBEDQ_X"). Returns 0 or 2. */
+static int apply(const cli_command *cmd, const cli_flag *f, const char *val, const char *src)
+{
+    long v;
+    switch (f->kind) {
+    case CLI_STR:
+        *(const char **)f->dst = val;
+        break;
+    case CLI_INT:
+        if (parse_long(val, &v) || v < f->min || v > f->max) {
+            fprintf(stderr, "embedq %s: %s: expected an integer in %ld..%ld, got '%s'\n", cmd->name,
+                    src, f->min, f->max, val);
+            return 2;
+        }
+        *(int *)f->dst = (int)v;
+        break;
+    case CLI_U64: {
+        char *end;
+        errno = 0;
+        unsigned long long u = strtoull(val, &end, 10);
+        if (errno || end == val || *end || val[0] == '-') {
+            fprintf(stderr, "embedq %s: %s: expected a non-negative integer, got '%s'\n", cmd->name,
+                    src, val);
+            return 2;
+        }
+        *(uint64_t *)f->dst = u;
+        break;
+    }
+    case CLI_BOOL:
+        if (!strcmp(val, "true") || !strcmp(val, "1"))
+            *(bool *)f->dst = true;
+        else if (!strcmp(val, "false") || !strcmp(val, "0"))
+            *(bool *)f->dst = false;
+        else {
+            fprintf(stderr, "embedq %s: %s: expected true or false, got '%s'\n", cmd->name, src,
+                    val);
+            return 2;
+        }
+        break;
+    case CLI_LIST: {
+        cli_list *l = f->dst;
+        if (l->n >= CLI_LIST_MAX) {
+            fprintf(stderr, "embedq %s: %s: more than %d values\n", cmd->name, src, CLI_LIST_MAX);
+            return 2;
+        }
+        l->items[l->n++] = val;
+        break;
+    }
+    }
+    return 0;
+}
+
+void cli_env_name(const char *prefix, const char *flag, char *out, size_t outlen)
+{
+    size_t n = (size_t)snprintf(out, outlen, "%s", prefix);
+    for (const char *c = flag; *c && n + 1 < outlen; c++)
+        out[n++] = *c == '-' ? '_' : (char)(*c >= 'a' && *c <= 'z' ? *c - 'a' + 'A' : *c);
+    out[n < outlen ? n : outlen - 1] = 0;
+}
+
+/* Environment first (EMBEDQ_<FLAG>), so that flags override it. A list
+ * variable holds its values separated by ';'. The strings stay valid: they
+ * point into the environment or into a copy kept until exit. */
+static int apply_env(const cli_command *cmd, const cli_flag *flags, int nflags)
+{
+    for (int j = 0; j < nflags; j++) {
+        char name[96], src[128];
+        cli_env_name(cmd->env_prefix, flags[j].name, name, sizeof name);
+        const char *val = getenv(name);
+        if (!val) continue;
+        snprintf(src, sizeof src, "environment variable %s", name);
+        if (flags[j].kind == CLI_LIST) {
+            char *copy = strdup(val), *save = NULL; /* kept until exit */
+            for (char *t = strtok_r(copy, ";", &save); t; t = strtok_r(NULL, ";", &save))
+                if (*t && apply(cmd, &flags[j], t, src)) return 2;
+            continue;
+        }
+        if (flags[j].kind == CLI_BOOL && !*val) continue;
+        if (apply(cmd, &flags[j], val, src)) return 2;
+    }
+    return 0;
+}
+
 int cli_parse(const cli_command *cmd, const cli_flag *flags, int nflags, int argc, char **argv)
 {
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+    for (int i = 1; i < argc; i++)
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             print_help(cmd, flags, nflags);
             return 1;
         }
+    if (cmd->env_prefix && apply_env(cmd, flags, nflags)) return 2;
+    bool list_from_args[64] = {false};
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
         if (strncmp(a, "--", 2) != 0) {
             fprintf(stderr, "embedq %s: unexpected argument '%s' (see embedq %s --help)\n",
                     cmd->name, a, cmd->name);
@@ -62,8 +156,12 @@ int cli_parse(const cli_command *cmd, const cli_flag *flags, int nflags, int arg
         const char *eq = strchr(name, '=');
         size_t nlen = eq ? (size_t)(eq - name) : strlen(name);
         const cli_flag *f = NULL;
+        int fi = -1;
         for (int j = 0; j < nflags; j++)
-            if (strlen(flags[j].name) == nlen && !strncmp(flags[j].name, name, nlen)) f = &flags[j];
+            if (strlen(flags[j].name) == nlen && !strncmp(flags[j].name, name, nlen)) {
+                f = &flags[j];
+                fi = j;
+            }
         if (!f) {
             fprintf(stderr, "embedq %s: unknown flag '--%.*s' (see embedq %s --help)\n", cmd->name,
                     (int)nlen, name, cmd->name);
@@ -78,43 +176,14 @@ int cli_parse(const cli_command *cmd, const cli_flag *flags, int nflags, int arg
             fprintf(stderr, "embedq %s: flag --%s needs a value\n", cmd->name, f->name);
             return 2;
         }
-        long v;
-        switch (f->kind) {
-        case CLI_STR:
-            *(const char **)f->dst = val;
-            break;
-        case CLI_INT:
-            if (parse_long(val, &v) || v < f->min || v > f->max) {
-                fprintf(stderr, "embedq %s: flag --%s: expected an integer in %ld..%ld, got '%s'\n",
-                        cmd->name, f->name, f->min, f->max, val);
-                return 2;
-            }
-            *(int *)f->dst = (int)v;
-            break;
-        case CLI_U64: {
-            char *end;
-            errno = 0;
-            unsigned long long u = strtoull(val, &end, 10);
-            if (errno || end == val || *end || val[0] == '-') {
-                fprintf(stderr, "embedq %s: flag --%s: expected a non-negative integer, got '%s'\n",
-                        cmd->name, f->name, val);
-                return 2;
-            }
-            *(uint64_t *)f->dst = u;
-            break;
+        /* A list given on the command line replaces the environment's. */
+        if (f->kind == CLI_LIST && fi < 64 && !list_from_args[fi]) {
+            ((cli_list *)f->dst)->n = 0;
+            list_from_args[fi] = true;
         }
-        case CLI_BOOL:
-            if (!strcmp(val, "true") || !strcmp(val, "1"))
-                *(bool *)f->dst = true;
-            else if (!strcmp(val, "false") || !strcmp(val, "0"))
-                *(bool *)f->dst = false;
-            else {
-                fprintf(stderr, "embedq %s: flag --%s: expected true or false, got '%s'\n",
-                        cmd->name, f->name, val);
-                return 2;
-            }
-            break;
-        }
+        char src[96];
+        snprintf(src, sizeof src, "flag --%s", f->name);
+        if (apply(cmd, f, val, src)) return 2;
     }
     return 0;
 }
@@ -226,7 +295,8 @@ int cmd_gen_model(int argc, char **argv)
         "tokenizer.json with the embedding repos' <|endoftext|> post-processor, bf16\n"
         "safetensors, sharded with an index for 4b/8b) with random weights,\n"
         "deterministic for a seed. 0.6b/4b/8b have the real shapes; tiny has the real\n"
-        "vocabulary, 2 layers and heads*head_dim != hidden_size."};
+        "vocabulary, 2 layers and heads*head_dim != hidden_size.",
+        NULL};
     const char *preset = NULL, *out = NULL, *tokenizer = NULL;
     uint64_t seed = 0;
     cli_flag flags[] = {
@@ -259,6 +329,14 @@ static void usage(FILE *f)
             "  gen-model  write a random-weight checkpoint in the real Hugging Face layout\n"
             "  bench      throughput, latency, memory and MFU of the engine on fixed or mixed "
             "lengths\n");
+#ifdef EMBEDQ_HAVE_WORKER
+    fprintf(f, "  worker     consume text from Kafka or Redis Streams, publish vectors "
+               "(the fleet member)\n");
+#endif
+#ifdef EMBEDQ_HAVE_KAFKA
+    fprintf(f, "  mock-kafka a Kafka-protocol broker on loopback (librdkafka's mock cluster), "
+               "for tests\n");
+#endif
 }
 
 int main(int argc, char **argv)
@@ -272,6 +350,12 @@ int main(int argc, char **argv)
     if (!strcmp(c, "tokenize")) return cmd_tokenize(argc - 1, argv + 1);
     if (!strcmp(c, "gen-model")) return cmd_gen_model(argc - 1, argv + 1);
     if (!strcmp(c, "bench")) return cmd_bench(argc - 1, argv + 1);
+#ifdef EMBEDQ_HAVE_WORKER
+    if (!strcmp(c, "worker")) return cmd_worker(argc - 1, argv + 1);
+#endif
+#ifdef EMBEDQ_HAVE_KAFKA
+    if (!strcmp(c, "mock-kafka")) return cmd_mock_kafka(argc - 1, argv + 1);
+#endif
     if (!strcmp(c, "--help") || !strcmp(c, "-h") || !strcmp(c, "help")) {
         usage(stdout);
         return 0;

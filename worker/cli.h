@@ -13,12 +13,19 @@
 #include <stdint.h>
 #include <stdio.h>
 
-typedef enum { CLI_STR, CLI_INT, CLI_U64, CLI_BOOL } cli_kind;
+typedef enum { CLI_STR, CLI_INT, CLI_U64, CLI_BOOL, CLI_LIST } cli_kind;
+
+/* A repeatable flag's values (CLI_LIST), in order. */
+#define CLI_LIST_MAX 64
+typedef struct {
+    const char *items[CLI_LIST_MAX];
+    int n;
+} cli_list;
 
 typedef struct {
     const char *name; /* without the leading "--"                        */
     cli_kind kind;
-    void *dst;        /* const char ** | int * | uint64_t * | bool *       */
+    void *dst;        /* const char ** | int * | uint64_t * | bool * | cli_list * */
     long min, max;    /* bounds for CLI_INT (inclusive)                    */
     const char *help; /* one line; the default is printed from *dst        */
 } cli_flag;
@@ -27,7 +34,14 @@ typedef struct {
     const char *name;    /* e.g. "embed"                                   */
     const char *usage;   /* e.g. "--model DIR [--dimensions N]"            */
     const char *summary; /* a paragraph printed by --help                  */
+    /* Non-NULL: every flag can also be set by the environment variable
+     * <env_prefix><FLAG> (upper case, '-' -> '_'), e.g. EMBEDQ_BATCH_TOKENS;
+     * a flag on the command line wins. Errors name the variable. */
+    const char *env_prefix;
 } cli_command;
+
+/* The environment variable of a flag: prefix + upper-cased name. */
+void cli_env_name(const char *prefix, const char *flag, char *out, size_t outlen);
 
 /* Parses argv[1..argc) (argv[0] is the command name). Returns 0 on success,
  * 1 if help was printed (the caller exits 0), 2 on a bad flag (message
@@ -62,5 +76,9 @@ int cmd_tokenize(int argc, char **argv);
 int cmd_embed(int argc, char **argv);
 int cmd_gen_model(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
+/* `embedq worker`; only in builds with the broker libraries (EMBEDQ_HAVE_WORKER). */
+int cmd_worker(int argc, char **argv);
+/* `embedq mock-kafka`; only in builds with librdkafka (EMBEDQ_HAVE_KAFKA). */
+int cmd_mock_kafka(int argc, char **argv);
 
 #endif

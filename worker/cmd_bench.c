@@ -527,7 +527,8 @@ int cmd_bench(int argc, char **argv)
         "as they come). With neither --seq-len nor --mix: lengths 128,512,2048,8192 and\n"
         "the default mix (tests/bench/mix_chunks.jsonl). --preset generates a random-\n"
         "weight checkpoint (reused from --gen-dir when its config matches).\n"
-        "See docs/benchmarks.md."};
+        "See docs/benchmarks.md.",
+        NULL};
     const char *model = NULL, *preset = NULL, *seq_len = NULL, *mix = NULL, *json = NULL,
                *gen_dir = NULL, *device_flag = "auto", *device = NULL, *tokenizer = NULL;
     int batch_tokens = 16384, warmup = 3, iters = 0, threads = 0, max_tokens = 0, gemm_n = 8192;

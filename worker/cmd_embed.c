@@ -166,7 +166,8 @@ int cmd_embed(int argc, char **argv)
         "\"tokens\": N, \"truncated\": bool} per line in input order. Vectors are\n"
         "last-token pooled, cut to `dimensions` values (Matryoshka), L2-normalized.\n"
         "A bad line prints {\"line\": N, \"error\": \"...\"} and the rest go on; the exit\n"
-        "status is 1 if any line failed."};
+        "status is 1 if any line failed.",
+        NULL};
     const char *model = NULL, *device_flag = "auto", *device = NULL;
     int dimensions = 0, batch_tokens = 16384, max_tokens = 8192, threads = 0;
     cli_flag flags[] = {

@@ -76,7 +76,8 @@ int cmd_tokenize(int argc, char **argv)
         "prints one {\"ids\": [...]} per line: exactly the ids the model sees (query\n"
         "template, truncation and the final <|endoftext|> included). A bad line prints\n"
         "{\"line\": N, \"error\": \"...\"} and the rest go on; the exit status is 1 if any\n"
-        "line failed."};
+        "line failed.",
+        NULL};
     const char *model = NULL;
     int max_tokens = 8192;
     cli_flag flags[] = {

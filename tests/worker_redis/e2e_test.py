@@ -1,0 +1,516 @@
+#!/usr/bin/env python3
+"""`embedq worker --source redis` end to end: a real redis-server, a generated
+tiny model on the CPU engine, vectors checked against `embedq embed`.
+
+usage: e2e_test.py --embedq BIN --scenario NAME|all --work DIR
+
+Scenarios (one function each):
+  two_workers         10,000 messages (JSON, msgpack and plain-field entries,
+                      some with instruction / dimensions) into two workers of
+                      one group: every id out, each vector equal to `embedq
+                      embed` for the same input (cosine >= 0.99999),
+                      duplicates counted (none expected), nothing pending
+  kill9_claim         a worker killed with -9 holding pending entries; the
+                      other worker claims them (XAUTOCLAIM) and processes them;
+                      the dead consumer is not deleted
+  redis_restart       redis-server (appendonly, fsync always) frozen then
+                      killed -9 and restarted on the same port under load:
+                      /readyz 503 then 200 again, nothing lost, nothing
+                      pending (JSON output format)
+  sigterm_under_load  SIGTERM with a backlog: exit 0, XPENDING empty, every
+                      output acknowledged; a second worker finishes the rest
+  poison              bad inputs -> exactly one dead letter each, with the
+                      right `error` code and the original fields; an entry
+                      delivered too often -> too_many_deliveries
+
+Every scenario exits 77 (skipped) when `embedq worker --help` fails (the
+worker is not wired in yet), or when redis-server, python3-redis or
+python3-msgpack is missing.
+"""
+import argparse
+import json
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
+from harness import Proc, RedisServer, pending_count, wait_for, xrange_all  # noqa: E402
+
+EMBEDQ = None
+WORK = None
+CURRENT = ""
+MODEL = None
+IN, GROUP, OUT, DLQ = "{embed}:in", "workers", "{embed}:out", "{embed}:dlq"
+COS_MIN = 0.99999
+
+WORDS = ("alpha beta gamma delta stream vector kafka redis model token batch queue worker "
+         "embedding matryoshka cosine shard replica lag scale drain signal entry group "
+         "consumer claim pending output input document chunk sentence paragraph").split()
+
+
+# ---- set-up -------------------------------------------------------------------------------
+
+
+def setup(workdir):
+    global WORK, MODEL
+    harness.skip_unless_ready()
+    try:
+        import msgpack  # noqa: F401
+    except ImportError:
+        harness.skip("python3-msgpack not installed (Debian package python3-msgpack)")
+    try:
+        import numpy  # noqa: F401
+    except ImportError:
+        harness.skip("python3-numpy not installed")
+    p = subprocess.run([EMBEDQ, "worker", "--help"], capture_output=True)
+    if p.returncode != 0:
+        harness.skip("`embedq worker --help` fails: the worker is not wired in yet")
+    WORK = workdir
+    shutil.rmtree(WORK, ignore_errors=True)
+    os.makedirs(WORK)
+    MODEL = os.path.join(WORK, "tiny")
+    subprocess.run([EMBEDQ, "gen-model", "--preset", "tiny", "--out", MODEL, "--seed", "7"],
+                   check=True, capture_output=True)
+
+
+def redis_dir():
+    """A fresh data directory per scenario (persistent ones leave AOF files)."""
+    d = os.path.join(WORK, "redis-" + CURRENT)
+    shutil.rmtree(d, ignore_errors=True)
+    return d
+
+
+def hidden_size():
+    with open(os.path.join(MODEL, "config.json")) as f:
+        return json.load(f)["hidden_size"]
+
+
+def worker(srv, consumer, name, *extra):
+    port = harness.free_port()
+    args = [EMBEDQ, "worker", "--source", "redis", "--redis-url", srv.url,
+            "--in-stream", IN, "--group", GROUP, "--out-stream", OUT, "--dlq-stream", DLQ,
+            "--consumer", consumer, "--model", MODEL, "--device", "cpu", "--threads", "1",
+            "--tokenize-threads", "1", "--metrics-addr", "127.0.0.1",
+            "--metrics-port", str(port)] + [str(x) for x in extra]
+    p = Proc(args, os.path.join(WORK, name + ".log"))
+    p.http = f"http://127.0.0.1:{port}"
+    return p
+
+
+def http_get(p, path):
+    try:
+        with urllib.request.urlopen(p.http + path, timeout=2) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+    except (urllib.error.URLError, ConnectionError, OSError):
+        return None, ""
+
+
+def wait_ready(p, timeout=60):
+    def ok():
+        if p.proc.poll() is not None:
+            raise AssertionError(f"worker exited {p.proc.returncode}:\n{p.stderr_tail()}")
+        return http_get(p, "/readyz")[0] == 200
+    wait_for(ok, timeout, "/readyz 200")
+
+
+def stop(p, timeout=60, want_rc=0):
+    p.signal(signal.SIGTERM)
+    rc = p.wait(timeout)
+    assert rc == want_rc, f"worker exit {rc} (want {want_rc}):\n{p.stderr_tail()}"
+
+
+# ---- inputs, outputs, reference vectors ---------------------------------------------------
+
+
+def make_inputs(n, seed, prefix="m"):
+    """[(fields for XADD, reference JSON object)]: 70% JSON `data`, 10% with an
+    instruction, 10% with dimensions, 5% msgpack `data` (integer ids), 5%
+    plain fields."""
+    import msgpack
+    rng = random.Random(seed)
+    hid = hidden_size()
+    out = []
+    for i in range(n):
+        text = f"{prefix} {i}: " + " ".join(rng.choice(WORDS) for _ in range(rng.randint(3, 40)))
+        k = rng.random()
+        ref = {"id": f"{prefix}-{i}", "text": text}
+        if k < 0.70:
+            fields = {"data": json.dumps(ref)}
+        elif k < 0.80:
+            ref["instruction"] = "Given a query, retrieve relevant passages"
+            fields = {"data": json.dumps(ref)}
+        elif k < 0.90:
+            ref["dimensions"] = rng.choice([32, 64, hid])
+            fields = {"data": json.dumps(ref)}
+        elif k < 0.95:
+            ref["id"] = 10_000_000 * (1 + (seed % 100)) + i
+            fields = {"data": msgpack.packb(ref)}
+        else:
+            ref["dimensions"] = 64
+            fields = {"id": ref["id"], "text": text, "dimensions": "64"}
+        out.append((fields, ref))
+    return out
+
+
+def feed(r, inputs, chunk=500):
+    p = r.pipeline(transaction=False)
+    for k, (fields, _) in enumerate(inputs):
+        p.xadd(IN, fields)
+        if k % chunk == chunk - 1:
+            p.execute()
+    p.execute()
+
+
+def reference(inputs):
+    """{str(id): numpy vector} from `embedq embed --device cpu`."""
+    import numpy as np
+    src = "".join(json.dumps(ref) + "\n" for _, ref in inputs)
+    p = subprocess.run([EMBEDQ, "embed", "--model", MODEL, "--device", "cpu"], input=src,
+                       capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
+    res = {}
+    for line in p.stdout.splitlines():
+        o = json.loads(line)
+        res[str(o["id"])] = np.asarray(o["embedding"], dtype=np.float64)
+    assert len(res) == len(inputs)
+    return res
+
+
+def decode_out(data, fmt):
+    if fmt == "json":
+        return json.loads(data)
+    import msgpack
+    return msgpack.unpackb(data, raw=False)
+
+
+def outputs(r, fmt="msgpack"):
+    """{str(id): [output object, ...]}"""
+    res = {}
+    for _, f in xrange_all(r, OUT):
+        o = decode_out(f[b"data"], fmt)
+        res.setdefault(str(o["id"]), []).append(o)
+    return res
+
+
+def n_unique_out(r, fmt="msgpack"):
+    return len(outputs(r, fmt))
+
+
+def check_vectors(r, inputs, ref, fmt="msgpack", allow_dups=True):
+    import numpy as np
+    out = outputs(r, fmt)
+    want = {str(x["id"]): x for _, x in inputs}
+    missing = [i for i in want if i not in out]
+    assert not missing, f"{len(missing)} ids without output, e.g. {missing[:5]}"
+    extra = [i for i in out if i not in want]
+    assert not extra, f"outputs for unknown ids {extra[:5]}"
+    worst = 1.0
+    for i, objs in out.items():
+        v_ref = ref[i]
+        for o in objs:
+            v = np.asarray(o["embedding"], dtype=np.float64)
+            assert len(v) == len(v_ref), f"{i}: {len(v)} dimensions, want {len(v_ref)}"
+            assert o["dimensions"] == len(v_ref), o["dimensions"]
+            cos = float(v @ v_ref / (np.linalg.norm(v) * np.linalg.norm(v_ref)))
+            worst = min(worst, cos)
+            assert cos >= COS_MIN, f"{i}: cosine {cos} vs embedq embed"
+    dups = sum(len(v) - 1 for v in out.values())
+    if not allow_dups:
+        assert dups == 0, f"{dups} duplicate outputs"
+    return dups, worst
+
+
+def metric(p, name):
+    code, body = http_get(p, "/metrics")
+    if code != 200:
+        return None
+    for line in body.splitlines():
+        if line.startswith(name + " ") or line.startswith(name + "{"):
+            return float(line.split()[-1])
+    return None
+
+
+# ---- scenarios -----------------------------------------------------------------------------
+
+
+def sc_two_workers():
+    srv = RedisServer(redis_dir()).start()
+    r = srv.client()
+    try:
+        inputs = make_inputs(10_000, seed=1)
+        ref = reference(inputs)
+        a = worker(srv, "w1", "w1")
+        b = worker(srv, "w2", "w2")
+        wait_ready(a)
+        wait_ready(b)
+        feed(r, inputs)
+        wait_for(lambda: n_unique_out(r) == len(inputs) and pending_count(r, IN, GROUP) == 0,
+                 240, "every id out, nothing pending", step=1)
+        pa = metric(a, "embedq_messages_produced_total")
+        pb = metric(b, "embedq_messages_produced_total")
+        stop(a)
+        stop(b)
+        dups, worst = check_vectors(r, inputs, ref)
+        print(f"two_workers: w1 produced {pa}, w2 {pb}; {dups} duplicates; "
+              f"worst cosine {worst:.7f}")
+        assert dups == 0, f"{dups} duplicate outputs without any failure"
+        assert (pa or 0) > 0 and (pb or 0) > 0, f"one worker idle: {pa}, {pb}"
+        assert r.xlen(DLQ) == 0
+        assert r.xlen(IN) == len(inputs), "the input stream was trimmed"
+    finally:
+        srv.stop()
+
+
+def sc_kill9_claim():
+    srv = RedisServer(redis_dir()).start()
+    r = srv.client()
+    try:
+        first = make_inputs(1000, seed=2, prefix="k")
+        later = make_inputs(500, seed=3, prefix="l")
+        ref = reference(first + later)
+        # A batches for up to 60 s and has room for everything: it reads all
+        # 1000 entries and sits on them, pending, until it is killed.
+        a = worker(srv, "a", "a", "--max-wait-ms", "60000", "--batch-tokens", "65536")
+        wait_ready(a)
+        feed(r, first)
+        wait_for(lambda: r.xpending(IN, GROUP)["consumers"] and
+                 {c["name"]: c["pending"] for c in r.xpending(IN, GROUP)["consumers"]}
+                 .get(b"a", 0) == len(first), 30, "a holding every entry")
+        assert r.xlen(OUT) == 0
+        a.kill9()
+        b = worker(srv, "b", "b", "--claim-idle-ms", "1000", "--claim-interval-ms", "300")
+        wait_ready(b)
+        feed(r, later)
+        wait_for(lambda: n_unique_out(r) == 1500 and pending_count(r, IN, GROUP) == 0, 120,
+                 "everything out, nothing pending", step=0.5)
+        stop(b)
+        dups, worst = check_vectors(r, first + later, ref)
+        print(f"kill9_claim: {dups} duplicates, worst cosine {worst:.7f}")
+        cons = {c["name"]: c for c in r.xinfo_consumers(IN, GROUP)}
+        assert b"a" in cons and cons[b"a"]["pending"] == 0, cons
+        assert r.xlen(DLQ) == 0
+    finally:
+        srv.stop()
+
+
+def sc_redis_restart():
+    srv = RedisServer(redis_dir(), persistent=True).start()
+    r = srv.client()
+    try:
+        inputs = make_inputs(4000, seed=4, prefix="r")
+        ref = reference(inputs)
+        w = worker(srv, "w1", "w1", "--output-format", "json", "--max-in-flight", "256")
+        wait_ready(w)
+        done_feeding = threading.Event()
+        dup_inputs = [0]
+
+        def feeder():
+            import redis
+            c = srv.client(socket_timeout=2)
+            k = 0
+            while k < len(inputs):
+                try:
+                    c.xadd(IN, inputs[k][0])
+                    k += 1
+                except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError,
+                        redis.exceptions.BusyLoadingError):
+                    dup_inputs[0] += 1  # may have been applied: a duplicate input at worst
+                    time.sleep(0.05)
+            done_feeding.set()
+
+        t = threading.Thread(target=feeder, daemon=True)
+        t.start()
+        wait_for(lambda: r.xlen(OUT) >= 500, 120, "500 outputs before the restart", step=0.2)
+        srv.proc.send_signal(signal.SIGSTOP)
+        time.sleep(0.5)
+        srv.kill(signal.SIGKILL)
+        wait_for(lambda: http_get(w, "/readyz")[0] == 503, 20, "/readyz 503 while redis is down")
+        time.sleep(1)
+        srv.start()
+        r = srv.client()
+        wait_for(lambda: http_get(w, "/readyz")[0] == 200, 30, "/readyz 200 after the restart")
+        assert done_feeding.wait(120)
+        wait_for(lambda: n_unique_out(r, "json") == len(inputs) and
+                 pending_count(r, IN, GROUP) == 0, 180, "every id out, nothing pending", step=1)
+        stop(w)
+        dups, worst = check_vectors(r, inputs, ref, fmt="json")
+        print(f"redis_restart: {dups} duplicates, worst cosine {worst:.7f}, "
+              f"{r.xlen(IN) - len(inputs)} duplicate inputs")
+    finally:
+        srv.stop()
+
+
+def sc_sigterm_under_load():
+    srv = RedisServer(redis_dir()).start()
+    r = srv.client()
+    try:
+        inputs = make_inputs(10_000, seed=5, prefix="s")
+        ref = reference(inputs)
+        feed(r, inputs)
+        w = worker(srv, "w1", "w1", "--max-in-flight", "1024", "--drain-timeout", "60")
+        wait_ready(w)
+        wait_for(lambda: r.xlen(OUT) >= 500, 120, "500 outputs", step=0.2)
+        t0 = time.time()
+        stop(w, timeout=90)
+        took = time.time() - t0
+        n_out = r.xlen(OUT)
+        p = pending_count(r, IN, GROUP)
+        assert p == 0, f"{p} entries pending after SIGTERM"
+        assert n_unique_out(r) == n_out, "duplicates in a single clean run"
+        print(f"sigterm_under_load: drained in {took:.1f} s with {n_out} of {len(inputs)} out")
+        assert n_out < len(inputs), "no backlog left: the test did not test a drain"
+        w = worker(srv, "w2", "w2")
+        wait_ready(w)
+        wait_for(lambda: n_unique_out(r) == len(inputs) and pending_count(r, IN, GROUP) == 0,
+                 240, "the rest", step=1)
+        stop(w)
+        dups, _ = check_vectors(r, inputs, ref, allow_dups=False)
+    finally:
+        srv.stop()
+
+
+def sc_poison():
+    import msgpack
+    srv = RedisServer(redis_dir()).start()
+    r = srv.client()
+    try:
+        big = json.dumps({"id": "big", "text": "x" * 5000})
+        cases = [  # (fields, expected error code)
+            ({"data": b'{"id": "j1", "text": '}, "malformed_json"),
+            ({"data": b"\xc1"}, "malformed_msgpack"),
+            ({"data": b"[1, 2]"}, "not_a_map"),
+            ({"data": msgpack.packb([1, 2])}, "not_a_map"),
+            ({"data": b'{"text": "no id"}'}, "missing_id"),
+            ({"data": b'{"id": "j5"}'}, "missing_text"),
+            ({"data": b'{"id": "j6", "text": ""}'}, "empty_text"),
+            ({"data": b'{"id": "j7", "text": 5}'}, "text_wrong_type"),
+            ({"data": b'{"id": "j8", "text": "a", "dimensions": 7}'}, "dimensions_out_of_range"),
+            ({"data": b'{"id": "j9", "text": "a", "dimensions": "64"}'},
+             "dimensions_wrong_type"),
+            ({"data": b'{"id": "j10", "text": "\xff\xfe"}'}, "invalid_utf8"),
+            ({"data": b'{"id": "j11", "id": "y", "text": "a"}'}, "duplicate_key"),
+            ({"data": b'{"id": true, "text": "a"}'}, "id_wrong_type"),
+            ({"data": b'{"id": "j13", "text": "a", "instruction": 3}'},
+             "instruction_wrong_type"),
+            ({"data": big}, "too_large"),
+            ({"data": b""}, "empty_message"),
+            ({"data": b'{"id": "j16", "text": "ok"}', "note": "extra fields are kept",
+              "error": "stale"}, None),  # valid: not a dead letter
+            ({"id": "p1", "text": ""}, "empty_text"),
+            ({"id": "p2", "text": "ok", "dimensions": "abc"}, "dimensions_"),
+            ({"text": "no id"}, "missing_id"),
+        ]
+        good = make_inputs(300, seed=6, prefix="g")
+        ref = reference(good)
+        # an entry redelivered too often: read by a consumer that "died" 10 times
+        r.xgroup_create(IN, GROUP, "0", mkstream=True)
+        loop_id = r.xadd(IN, {"data": b'{"id": "loop", "text": "crashes the worker"}'}).decode()
+        r.xreadgroup(GROUP, "ghost", {IN: ">"}, count=1)
+        r.xclaim(IN, GROUP, "ghost", 0, [loop_id], retrycount=10)
+        expect = {loop_id: ("too_many_deliveries", {b"data": b'{"id": "loop", "text": '
+                                                            b'"crashes the worker"}'})}
+        # the good inputs with a bad one after every 15th
+        seq = []
+        for k, (fields, _) in enumerate(good):
+            seq.append((fields, "good"))
+            if k % 15 == 0 and k // 15 < len(cases):
+                seq.append(cases[k // 15])
+        assert sum(1 for _, c in seq if c != "good") == len(cases)
+        p = r.pipeline(transaction=False)
+        for fields, _ in seq:
+            p.xadd(IN, fields)
+        valid_extra = None
+        for sid, (fields, code) in zip((x.decode() for x in p.execute()), seq):
+            if code == "good":
+                continue
+            if code is None:
+                valid_extra = sid
+                continue
+            expect[sid] = (code, {(f.encode() if isinstance(f, str) else f):
+                                  (v.encode() if isinstance(v, str) else v)
+                                  for f, v in fields.items()})
+        w = worker(srv, "w1", "w1", "--max-message-bytes", "4096", "--max-deliveries", "3",
+                   "--claim-idle-ms", "500", "--claim-interval-ms", "200")
+        wait_ready(w)
+        n_dead = len(expect)
+        wait_for(lambda: r.xlen(DLQ) >= n_dead and n_unique_out(r) >= len(good) + 1 and
+                 pending_count(r, IN, GROUP) == 0, 120, "dead letters and outputs", step=0.5)
+        time.sleep(1)
+        stop(w)
+        dl = xrange_all(r, DLQ)
+        seen = {}
+        for _, f in dl:
+            sid = f[b"source_id"].decode()
+            seen[sid] = seen.get(sid, 0) + 1
+            assert sid in expect, f"unexpected dead letter {sid}: {f}"
+            code, orig = expect[sid]
+            err = f[b"error"].decode()
+            assert err.startswith(code), f"{sid}: error {err!r}, want code {code}"
+            for k, v in orig.items():
+                if k in (b"error", b"source_id"):
+                    continue
+                assert f.get(k) == v, f"{sid}: field {k!r} = {f.get(k)!r}, want {v!r}"
+        assert all(n == 1 for n in seen.values()), f"repeated dead letters: {seen}"
+        assert set(seen) == set(expect), f"missing dead letters: {set(expect) - set(seen)}"
+        out = outputs(r)
+        assert "j16" in out and len(out) == len(good) + 1, len(out)
+        dups, worst = check_vectors_subset(out, good, ref)
+        print(f"poison: {len(seen)} dead letters ok, worst cosine {worst:.7f}")
+        assert valid_extra
+    finally:
+        srv.stop()
+
+
+def check_vectors_subset(out, inputs, ref):
+    import numpy as np
+    worst, dups = 1.0, 0
+    for _, x in inputs:
+        i = str(x["id"])
+        assert i in out, f"{i} missing"
+        dups += len(out[i]) - 1
+        for o in out[i]:
+            v = np.asarray(o["embedding"], dtype=np.float64)
+            cos = float(v @ ref[i] / (np.linalg.norm(v) * np.linalg.norm(ref[i])))
+            worst = min(worst, cos)
+            assert cos >= COS_MIN, f"{i}: cosine {cos}"
+    return dups, worst
+
+
+SCENARIOS = {
+    "two_workers": sc_two_workers,
+    "kill9_claim": sc_kill9_claim,
+    "redis_restart": sc_redis_restart,
+    "sigterm_under_load": sc_sigterm_under_load,
+    "poison": sc_poison,
+}
+
+
+def main():
+    global EMBEDQ
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--embedq", required=True)
+    ap.add_argument("--scenario", default="all", choices=["all"] + list(SCENARIOS))
+    ap.add_argument("--work", required=True)
+    a = ap.parse_args()
+    EMBEDQ = os.path.abspath(a.embedq)
+    setup(os.path.abspath(a.work))
+    names = list(SCENARIOS) if a.scenario == "all" else [a.scenario]
+    global CURRENT
+    for n in names:
+        t = time.time()
+        CURRENT = n
+        SCENARIOS[n]()
+        print(f"{n}: ok ({time.time() - t:.1f} s)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,684 @@
+/* cmd_worker.c - `embedq worker`: the fleet member.
+ *
+ * One libuv loop thread owns the broker (Kafka or Redis Streams), the HTTP
+ * server and the signals; the pipeline (pipeline.h) owns the tokenizer pool
+ * and the engine thread. Start-up:
+ *
+ *   flags/env validated -> HTTP up (/healthz 200, /readyz 503 "loading")
+ *   -> engine opened on a worker thread (model load may take minutes)
+ *   -> pipeline + broker started -> /readyz 200 once the broker is reachable
+ *
+ * Shutdown (SIGTERM/SIGINT): intake stops, batches stop waiting to fill,
+ * everything in flight is finished and published, the broker's deliveries
+ * are awaited, offsets committed (Kafka) and the group left; exit 0. If
+ * that takes longer than --drain-timeout, what was delivered is committed
+ * and the worker exits 3 (the rest is redelivered to another worker). An
+ * engine device error exits 1 without acknowledging unfinished input.
+ */
+#include <limits.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <uv.h>
+
+#include "cli.h"
+#include "common.h"
+#include "engine.h"
+#include "http.h"
+#include "kafka.h"
+#include "metrics.h"
+#include "msg.h"
+#include "pipeline.h"
+#include "redis.h"
+
+/* ---- configuration ------------------------------------------------------ */
+
+typedef struct {
+    const char *source;
+    /* kafka */
+    const char *brokers, *group, *in_topic, *out_topic, *dlq_topic, *client_id;
+    cli_list kafka_config;
+    /* redis */
+    const char *redis_url, *in_stream, *out_stream, *dlq_stream, *consumer;
+    int redis_count, redis_block_ms, claim_idle_ms, claim_interval_ms, max_deliveries;
+    uint64_t out_maxlen;
+    /* engine + pipeline */
+    const char *model, *model_name, *device, *output_format, *qdrant_collection, *long_input;
+    int threads, max_tokens, batch_tokens, max_wait_ms, max_in_flight, tokenize_threads;
+    int max_message_bytes, max_depth;
+    /* operations */
+    const char *metrics_addr;
+    int metrics_port, drain_timeout_s;
+} worker_cfg;
+
+/* ---- state ---------------------------------------------------------------- */
+
+typedef struct {
+    worker_cfg c;
+    uv_loop_t *loop;
+    eq_engine *engine;
+    char engine_err[EQ_ERRLEN];
+    pipeline *pipe;
+    kafka_broker *kafka;
+    redis_broker *redis;
+    http_server *http;
+    metrics_registry *reg;
+    metrics_histogram *h_batch_tokens, *h_batch_seconds, *h_e2e_seconds;
+    metrics_family *dead_by_reason;
+    uv_work_t load_req;
+    uv_signal_t sig_term, sig_int;
+    uv_timer_t drain_timer;
+    uint64_t drain_started_ms;
+    atomic_bool loaded;
+    bool draining, closing, fatal;
+    int exit_code;
+} worker;
+
+static uint64_t wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000ull + (uint64_t)ts.tv_nsec / 1000000ull;
+}
+
+/* ---- broker dispatch -------------------------------------------------------- */
+
+static bool broker_ready(worker *w, char *why, size_t len)
+{
+    if (w->kafka) return kafka_ready(w->kafka, why, len);
+    if (w->redis) return redis_ready(w->redis, why, len);
+    snprintf(why, len, "broker not started");
+    return false;
+}
+
+static void broker_stop_intake(worker *w)
+{
+    if (w->kafka) kafka_stop_intake(w->kafka);
+    if (w->redis) redis_stop_intake(w->redis);
+}
+
+static int broker_close(worker *w, int timeout_ms)
+{
+    char err[EQ_ERRLEN] = "";
+    int rc = 0;
+    if (w->kafka) {
+        rc = kafka_close(w->kafka, timeout_ms, err, sizeof err);
+        w->kafka = NULL;
+    }
+    if (w->redis) {
+        rc = redis_close(w->redis, timeout_ms, err, sizeof err);
+        w->redis = NULL;
+    }
+    if (rc) eq_log(EQ_LOG_ERROR, "closing the broker: %s", err);
+    return rc;
+}
+
+/* ---- metrics ------------------------------------------------------------- */
+
+static void on_batch(void *ctx, int n_seqs, int n_tokens, double seconds)
+{
+    worker *w = ctx;
+    (void)n_seqs;
+    metrics_histogram_observe(w->h_batch_tokens, (double)n_tokens);
+    metrics_histogram_observe(w->h_batch_seconds, seconds);
+}
+
+static void on_finish(void *ctx, const pipe_msg *m, bool accepted)
+{
+    worker *w = ctx;
+    if (!accepted) return;
+    if (m->dead)
+        metrics_counter_inc(metrics_family_counter(w->dead_by_reason, m->reason_code, NULL));
+    if (m->timestamp_ms > 0) {
+        double e2e = ((double)wall_ms() - (double)m->timestamp_ms) / 1000.0;
+        if (e2e >= 0) metrics_histogram_observe(w->h_e2e_seconds, e2e);
+    }
+}
+
+static void sample(metrics_buf *out, const char *name, const char *label, const char *value,
+                   double v)
+{
+    metrics_label l = {label, value};
+    metrics_write_sample(out, name, label ? &l : NULL, label ? 1 : 0, v);
+}
+
+static void lag_kafka_cb(void *ctx, int32_t partition, int64_t lag)
+{
+    char part[16];
+    snprintf(part, sizeof part, "%d", (int)partition);
+    sample(ctx, "embedq_partition_lag", "partition", part, (double)lag);
+}
+
+static void lag_redis_cb(void *ctx, const char *stream, int64_t lag)
+{
+    sample(ctx, "embedq_partition_lag", "stream", stream, (double)lag);
+}
+
+/* Scrape-time values: pipeline counters, broker lag, engine memory. Runs
+ * on the loop thread (the HTTP handler renders the registry). */
+static int collect(metrics_buf *out, void *ctx)
+{
+    worker *w = ctx;
+    char why[160];
+    const bool ready =
+        atomic_load(&w->loaded) && !w->draining && !w->fatal && broker_ready(w, why, sizeof why);
+    metrics_write_family(out, "embedq_ready",
+                         "1 when the model is loaded, the broker reachable and not draining",
+                         METRICS_GAUGE);
+    sample(out, "embedq_ready", NULL, NULL, ready ? 1 : 0);
+    metrics_write_family(out, "embedq_draining", "1 while draining for shutdown", METRICS_GAUGE);
+    sample(out, "embedq_draining", NULL, NULL, w->draining ? 1 : 0);
+    if (w->pipe) {
+        pipe_counters pc;
+        pipe_stats(w->pipe, &pc);
+        metrics_write_family(out, "embedq_messages_consumed_total",
+                             "input messages taken from the broker", METRICS_COUNTER);
+        metrics_write_sample_u64(out, "embedq_messages_consumed_total", NULL, 0, pc.consumed);
+        metrics_write_family(out, "embedq_messages_produced_total",
+                             "output messages accepted by the broker", METRICS_COUNTER);
+        metrics_write_sample_u64(out, "embedq_messages_produced_total", NULL, 0, pc.produced);
+        metrics_write_family(out, "embedq_tokens_total", "tokens embedded (rate = tokens/s)",
+                             METRICS_COUNTER);
+        metrics_write_sample_u64(out, "embedq_tokens_total", NULL, 0, pc.tokens);
+        metrics_write_family(out, "embedq_batches_total", "engine batches run", METRICS_COUNTER);
+        metrics_write_sample_u64(out, "embedq_batches_total", NULL, 0, pc.batches);
+        metrics_write_family(out, "embedq_in_flight_messages",
+                             "messages taken and not yet acknowledged", METRICS_GAUGE);
+        sample(out, "embedq_in_flight_messages", NULL, NULL, (double)pc.in_flight);
+    }
+    if (w->kafka || w->redis) {
+        metrics_write_family(out, "embedq_partition_lag",
+                             "input records not yet processed per partition (Kafka) or stream "
+                             "(Redis), as this worker sees it",
+                             METRICS_GAUGE);
+        if (w->kafka) kafka_lag(w->kafka, lag_kafka_cb, out);
+        if (w->redis) redis_lag(w->redis, lag_redis_cb, out);
+    }
+    if (atomic_load(&w->loaded)) {
+        eq_info info;
+        eq_get_info(w->engine, &info);
+        metrics_write_family(out, "embedq_engine_memory_bytes",
+                             "engine memory by kind (device_used: the whole GPU)", METRICS_GAUGE);
+        sample(out, "embedq_engine_memory_bytes", "kind", "weights", (double)info.weight_bytes);
+        sample(out, "embedq_engine_memory_bytes", "kind", "activations",
+               (double)info.activation_bytes);
+        sample(out, "embedq_engine_memory_bytes", "kind", "workspace",
+               (double)info.workspace_bytes);
+        if (info.device_total)
+            sample(out, "embedq_engine_memory_bytes", "kind", "device_used",
+                   (double)info.device_used);
+    }
+    return 0;
+}
+
+/* ---- HTTP handlers ------------------------------------------------------- */
+
+static void respond(http_response *r, int status, const char *type, const char *body)
+{
+    http_response_status(r, status);
+    http_response_content_type(r, type);
+    http_response_append(r, body, strlen(body));
+}
+
+static void h_healthz(const http_request *req, http_response *r, void *arg)
+{
+    worker *w = arg;
+    (void)req;
+    if (w->fatal)
+        respond(r, 503, "text/plain", "engine failed\n");
+    else
+        respond(r, 200, "text/plain", "ok\n");
+}
+
+static void h_readyz(const http_request *req, http_response *r, void *arg)
+{
+    worker *w = arg;
+    (void)req;
+    char why[200] = "";
+    if (!atomic_load(&w->loaded))
+        snprintf(why, sizeof why, "loading the model\n");
+    else if (w->fatal)
+        snprintf(why, sizeof why, "engine failed\n");
+    else if (w->draining)
+        snprintf(why, sizeof why, "draining\n");
+    else if (!broker_ready(w, why, sizeof why - 1))
+        strcat(why, "\n");
+    if (why[0])
+        respond(r, 503, "text/plain", why);
+    else
+        respond(r, 200, "text/plain", "ready\n");
+}
+
+static void h_metrics(const http_request *req, http_response *r, void *arg)
+{
+    worker *w = arg;
+    (void)req;
+    metrics_buf b;
+    metrics_buf_init(&b);
+    if (metrics_render(w->reg, &b) != 0) {
+        metrics_buf_free(&b);
+        respond(r, 500, "text/plain", "metrics unavailable\n");
+        return;
+    }
+    http_response_status(r, 200);
+    http_response_content_type(r, "text/plain; version=0.0.4; charset=utf-8");
+    http_response_adopt(r, b.data, b.len); /* the response frees it */
+}
+
+/* ---- shutdown -------------------------------------------------------------- */
+
+static void close_walk_cb(uv_handle_t *h, void *arg)
+{
+    (void)arg;
+    if (!uv_is_closing(h)) uv_close(h, NULL);
+}
+
+/* Everything in flight is finished (or the drain timed out, or the engine
+ * died): commit, leave, stop the loop. */
+static void finish_shutdown(worker *w, int code)
+{
+    if (w->closing) return;
+    w->closing = true;
+    w->exit_code = code;
+    /* What is left of the drain budget bounds the final flush + commit. */
+    const uint64_t budget = (uint64_t)w->c.drain_timeout_s * 1000u;
+    const uint64_t used = w->drain_started_ms ? wall_ms() - w->drain_started_ms : 0;
+    int remaining = used < budget ? (int)(budget - used) : 0;
+    if (remaining < 2000) remaining = 2000;
+    if (broker_close(w, remaining) != 0 && w->exit_code == 0) w->exit_code = 3;
+    if (w->pipe) {
+        pipe_free(w->pipe);
+        w->pipe = NULL;
+    }
+    if (w->http) {
+        http_close(w->http, NULL, NULL);
+        w->http = NULL;
+    }
+    uv_walk(w->loop, close_walk_cb, NULL);
+}
+
+static void drain_tick_cb(uv_timer_t *t)
+{
+    worker *w = t->data;
+    if (w->closing) return;
+    /* Redis: a read answered just after intake stopped still submits its
+     * entries; wait for it too. */
+    const bool intake_idle = !w->redis || redis_intake_idle(w->redis);
+    if (!w->pipe || (pipe_in_flight(w->pipe) == 0 && intake_idle)) {
+        eq_log(EQ_LOG_INFO, "drained: everything in flight was published");
+        finish_shutdown(w, 0);
+        return;
+    }
+    if (wall_ms() - w->drain_started_ms >= (uint64_t)w->c.drain_timeout_s * 1000u) {
+        eq_log(EQ_LOG_ERROR,
+               "drain timeout (%d s) with %d messages in flight: committing what was delivered; "
+               "the rest will be redelivered",
+               w->c.drain_timeout_s, pipe_in_flight(w->pipe));
+        finish_shutdown(w, 3);
+    }
+}
+
+static void start_drain(worker *w, const char *why)
+{
+    if (w->draining) return;
+    w->draining = true;
+    w->drain_started_ms = wall_ms();
+    eq_log(EQ_LOG_INFO, "%s: draining (timeout %d s)", why, w->c.drain_timeout_s);
+    broker_stop_intake(w);
+    if (w->pipe) pipe_drain(w->pipe);
+    uv_timer_start(&w->drain_timer, drain_tick_cb, 0, 20);
+}
+
+static void signal_cb(uv_signal_t *s, int signum)
+{
+    worker *w = s->data;
+    if (w->draining) {
+        eq_log(EQ_LOG_WARN, "second signal: exiting now without draining");
+        finish_shutdown(w, 3);
+        return;
+    }
+    start_drain(w, signum == SIGTERM ? "SIGTERM" : "SIGINT");
+}
+
+static void on_fatal(void *ctx, const char *message)
+{
+    worker *w = ctx;
+    w->fatal = true;
+    eq_log(EQ_LOG_ERROR, "engine: %s; stopping (unfinished input is not acknowledged)", message);
+    broker_stop_intake(w);
+    finish_shutdown(w, 1);
+}
+
+/* ---- start-up ---------------------------------------------------------------- */
+
+static void load_work_cb(uv_work_t *req)
+{
+    worker *w = req->data;
+    eq_options o = {0};
+    o.device = w->c.device;
+    o.max_batch_tokens = w->c.batch_tokens;
+    o.max_seq_len = w->c.max_tokens;
+    o.threads = w->c.threads;
+    if (eq_open(w->c.model, &o, &w->engine, w->engine_err, sizeof w->engine_err) != 0)
+        w->engine = NULL;
+}
+
+static int start_pipeline(worker *w, char *err, size_t errlen)
+{
+    const qw_config *cfg = eq_config(w->engine);
+    pipe_options po = {0};
+    po.engine = w->engine;
+    po.model_name = w->c.model_name;
+    po.batch_tokens = w->c.batch_tokens;
+    po.max_wait_ms = w->c.max_wait_ms;
+    po.max_in_flight = w->c.max_in_flight;
+    po.tokenize_threads = w->c.tokenize_threads;
+    po.out_format = !strcmp(w->c.output_format, "json")     ? PIPE_OUT_JSON
+                    : !strcmp(w->c.output_format, "qdrant") ? PIPE_OUT_QDRANT
+                                                            : PIPE_OUT_MSGPACK;
+    po.qdrant_collection = w->c.qdrant_collection;
+    po.long_policy = !strcmp(w->c.long_input, "reject") ? PIPE_LONG_REJECT : PIPE_LONG_TRUNCATE;
+    po.limits.max_bytes = (size_t)w->c.max_message_bytes;
+    po.limits.max_depth = w->c.max_depth;
+    po.limits.hidden_size = cfg->hidden;
+    po.limits.out_format = po.out_format == PIPE_OUT_JSON     ? MSG_FMT_JSON
+                           : po.out_format == PIPE_OUT_QDRANT ? MSG_FMT_QDRANT
+                                                              : MSG_FMT_MSGPACK;
+    po.ctx = w;
+    po.on_batch = on_batch;
+    po.on_finish = on_finish;
+    po.on_fatal = on_fatal;
+
+    pipe_broker pb;
+    if (!strcmp(w->c.source, "kafka")) {
+        kafka_options ko = {0};
+        ko.brokers = w->c.brokers;
+        ko.group = w->c.group;
+        ko.in_topic = w->c.in_topic;
+        ko.out_topic = w->c.out_topic;
+        ko.dlq_topic = w->c.dlq_topic;
+        ko.config = w->c.kafka_config.items;
+        ko.n_config = w->c.kafka_config.n;
+        ko.client_id = w->c.client_id;
+        ko.poll_interval_ms = 100;
+        w->kafka = kafka_new(w->loop, &ko, err, errlen);
+        if (!w->kafka) return -1;
+        pb = kafka_pipe_broker(w->kafka);
+    } else {
+        redis_options ro = {0};
+        ro.url = w->c.redis_url;
+        ro.in_stream = w->c.in_stream;
+        ro.group = w->c.group;
+        ro.consumer = w->c.consumer;
+        ro.out_stream = w->c.out_stream;
+        ro.dlq_stream = w->c.dlq_stream;
+        ro.read_count = w->c.redis_count;
+        ro.block_ms = w->c.redis_block_ms;
+        ro.claim_idle_ms = w->c.claim_idle_ms;
+        ro.claim_interval_ms = w->c.claim_interval_ms;
+        ro.max_deliveries = w->c.max_deliveries;
+        ro.out_maxlen = (long)w->c.out_maxlen;
+        ro.create_group = true;
+        w->redis = redis_new(w->loop, &ro, err, errlen);
+        if (!w->redis) return -1;
+        pb = redis_pipe_broker(w->redis);
+    }
+    w->pipe = pipe_new(w->loop, &po, &pb, err, errlen);
+    if (!w->pipe) return -1;
+    if (w->kafka) return kafka_start(w->kafka, w->pipe, err, errlen);
+    return redis_start(w->redis, w->pipe, err, errlen);
+}
+
+static void load_done_cb(uv_work_t *req, int status)
+{
+    worker *w = req->data;
+    if (status != 0 || !w->engine) {
+        eq_log(EQ_LOG_ERROR, "opening the model %s: %s", w->c.model,
+               status ? "cancelled" : w->engine_err);
+        w->fatal = true;
+        finish_shutdown(w, 1);
+        return;
+    }
+    eq_info info;
+    eq_get_info(w->engine, &info);
+    const qw_config *cfg = eq_config(w->engine);
+    eq_log(EQ_LOG_INFO,
+           "model %s (%s): hidden %d, %d layers; backend %s on %s; max %d tokens per input, "
+           "batches of %d tokens; output %s",
+           w->c.model_name, w->c.model, cfg->hidden, cfg->n_layers, info.backend, info.device_name,
+           eq_max_seq_len(w->engine), w->c.batch_tokens, w->c.output_format);
+    if (w->draining) { /* a signal came while loading */
+        finish_shutdown(w, 0);
+        return;
+    }
+    char err[EQ_ERRLEN];
+    if (start_pipeline(w, err, sizeof err) != 0) {
+        eq_log(EQ_LOG_ERROR, "starting the %s source: %s", w->c.source, err);
+        finish_shutdown(w, 1);
+        return;
+    }
+    atomic_store(&w->loaded, true);
+}
+
+/* ---- flags -------------------------------------------------------------------- */
+
+static const char *basename_of(const char *path)
+{
+    const char *s = strrchr(path, '/');
+    while (s && s[1] == 0 && s > path) { /* trailing slash: the component before it */
+        const char *e = s;
+        s = e - 1;
+        while (s > path && *s != '/')
+            s--;
+        if (*s == '/') {
+            static char tmp[PATH_MAX];
+            snprintf(tmp, sizeof tmp, "%.*s", (int)(e - s - 1), s + 1);
+            return tmp;
+        }
+        return path;
+    }
+    return s ? s + 1 : path;
+}
+
+int cmd_worker(int argc, char **argv)
+{
+    static worker W;
+    worker *w = &W;
+    worker_cfg *c = &w->c;
+    memset(w, 0, sizeof *w);
+    char host[64] = "worker";
+    gethostname(host, sizeof host - 1);
+    static char consumer[128];
+    snprintf(consumer, sizeof consumer, "%s-%d", host, (int)getpid());
+    c->consumer = consumer;
+    c->device = "auto";
+    c->output_format = "msgpack";
+    c->long_input = "truncate";
+    c->qdrant_collection = "embeddings";
+    c->client_id = "embedq";
+    c->redis_count = 256;
+    c->redis_block_ms = 1000;
+    c->claim_idle_ms = 60000;
+    c->claim_interval_ms = 10000;
+    c->max_deliveries = 5;
+    c->max_tokens = 8192;
+    c->batch_tokens = 16384;
+    c->max_wait_ms = 20;
+    c->max_in_flight = 4096;
+    c->tokenize_threads = 2;
+    c->max_message_bytes = 1 << 20;
+    c->max_depth = 64;
+    c->metrics_addr = "0.0.0.0";
+    c->metrics_port = 9090;
+    c->drain_timeout_s = 30;
+    cli_flag flags[] = {
+        {"source", CLI_STR, &c->source, 0, 0, "kafka | redis (required)"},
+        {"model", CLI_STR, &c->model, 0, 0, "model directory (Hugging Face layout; required)"},
+        {"model-name", CLI_STR, &c->model_name, 0, 0,
+         "the `model` field of outputs (default: the model directory's name)"},
+        {"device", CLI_STR, &c->device, 0, 0, CLI_DEVICE_HELP},
+        {"threads", CLI_INT, &c->threads, 0, 1024, "CPU engine threads (0 = all cores)"},
+        {"max-tokens", CLI_INT, &c->max_tokens, 2, 1 << 20,
+         "tokens per input incl. the final <|endoftext|>; longer inputs follow --long-input"},
+        {"long-input", CLI_STR, &c->long_input, 0, 0,
+         "truncate (mark `truncated`) | reject (dead letter text_too_long)"},
+        {"batch-tokens", CLI_INT, &c->batch_tokens, 1, 1 << 24, "token budget of one batch"},
+        {"max-wait-ms", CLI_INT, &c->max_wait_ms, 0, 60000,
+         "the longest a batch waits to fill before it runs"},
+        {"max-in-flight", CLI_INT, &c->max_in_flight, 1, 1 << 20,
+         "messages taken and not yet acknowledged before intake pauses"},
+        {"tokenize-threads", CLI_INT, &c->tokenize_threads, 1, 256, "decode + tokenize threads"},
+        {"output-format", CLI_STR, &c->output_format, 0, 0,
+         "msgpack | json | qdrant (schemas/README.md)"},
+        {"qdrant-collection", CLI_STR, &c->qdrant_collection, 0, 0,
+         "collection_name of qdrant-format outputs"},
+        {"max-message-bytes", CLI_INT, &c->max_message_bytes, 64, 1 << 30,
+         "larger input messages are dead-lettered (too_large)"},
+        {"max-depth", CLI_INT, &c->max_depth, 2, 1000, "deepest nesting accepted in a message"},
+        {"brokers", CLI_STR, &c->brokers, 0, 0, "kafka: bootstrap servers host:port,..."},
+        {"group", CLI_STR, &c->group, 0, 0, "consumer group (kafka and redis; required)"},
+        {"in-topic", CLI_STR, &c->in_topic, 0, 0, "kafka: input topic"},
+        {"out-topic", CLI_STR, &c->out_topic, 0, 0, "kafka: output topic"},
+        {"dlq-topic", CLI_STR, &c->dlq_topic, 0, 0, "kafka: dead-letter topic"},
+        {"kafka-config", CLI_LIST, &c->kafka_config, 0, 0,
+         "kafka: KEY=VALUE librdkafka setting (repeatable; consumer.KEY / producer.KEY for one "
+         "side; env: ';'-separated)"},
+        {"client-id", CLI_STR, &c->client_id, 0, 0, "kafka: client.id"},
+        {"redis-url", CLI_STR, &c->redis_url, 0, 0, "redis: redis://[user:pass@]HOST:PORT[/db]"},
+        {"in-stream", CLI_STR, &c->in_stream, 0, 0, "redis: input stream"},
+        {"out-stream", CLI_STR, &c->out_stream, 0, 0, "redis: output stream"},
+        {"dlq-stream", CLI_STR, &c->dlq_stream, 0, 0, "redis: dead-letter stream"},
+        {"consumer", CLI_STR, &c->consumer, 0, 0, "redis: consumer name (default host-pid)"},
+        {"redis-count", CLI_INT, &c->redis_count, 1, 100000, "redis: XREADGROUP COUNT"},
+        {"redis-block-ms", CLI_INT, &c->redis_block_ms, 1, 600000, "redis: XREADGROUP BLOCK"},
+        {"claim-idle-ms", CLI_INT, &c->claim_idle_ms, 1, 1 << 30,
+         "redis: XAUTOCLAIM entries idle this long (their consumer died)"},
+        {"claim-interval-ms", CLI_INT, &c->claim_interval_ms, 100, 1 << 30,
+         "redis: how often to look for such entries"},
+        {"max-deliveries", CLI_INT, &c->max_deliveries, 1, 1000,
+         "redis: deliveries after which an entry is dead-lettered"},
+        {"out-maxlen", CLI_U64, &c->out_maxlen, 0, 0,
+         "redis: approximate MAXLEN of the output stream (0 = no trimming)"},
+        {"metrics-addr", CLI_STR, &c->metrics_addr, 0, 0, "HTTP listen address"},
+        {"metrics-port", CLI_INT, &c->metrics_port, 0, 65535,
+         "HTTP port for /healthz /readyz /metrics (0 = any free port, logged)"},
+        {"drain-timeout", CLI_INT, &c->drain_timeout_s, 1, 3600,
+         "seconds to finish in-flight work after SIGTERM"},
+    };
+    const cli_command cmd = {
+        "worker",
+        "--source kafka|redis --model DIR --group G (kafka: --brokers --in-topic --out-topic "
+        "--dlq-topic | redis: --redis-url --in-stream --out-stream --dlq-stream) [flags]",
+        "Consumes text messages in a consumer group, embeds them in token-budgeted batches and "
+        "publishes one vector message per input (schemas/README.md); bad input goes to the "
+        "dead-letter topic/stream with its reason. At-least-once: an input is acknowledged "
+        "only after its output is accepted by the broker. Every flag can also be set by its "
+        "EMBEDQ_* environment variable (shown in brackets); a flag wins over the variable.",
+        "EMBEDQ_"};
+    int rc = cli_parse(&cmd, flags, (int)(sizeof flags / sizeof *flags), argc, argv);
+    if (rc) return rc == 1 ? 0 : rc;
+
+    /* Validation: every error names the flag. */
+    if (!c->source) return cli_missing(&cmd, "source");
+    if (strcmp(c->source, "kafka") && strcmp(c->source, "redis")) {
+        fprintf(stderr, "embedq worker: flag --source: expected kafka or redis, got '%s'\n",
+                c->source);
+        return 2;
+    }
+    if (!c->model) return cli_missing(&cmd, "model");
+    if (!c->group) return cli_missing(&cmd, "group");
+    if (!strcmp(c->source, "kafka")) {
+        if (!c->brokers) return cli_missing(&cmd, "brokers");
+        if (!c->in_topic) return cli_missing(&cmd, "in-topic");
+        if (!c->out_topic) return cli_missing(&cmd, "out-topic");
+        if (!c->dlq_topic) return cli_missing(&cmd, "dlq-topic");
+    } else {
+        if (!c->redis_url) return cli_missing(&cmd, "redis-url");
+        if (!c->in_stream) return cli_missing(&cmd, "in-stream");
+        if (!c->out_stream) return cli_missing(&cmd, "out-stream");
+        if (!c->dlq_stream) return cli_missing(&cmd, "dlq-stream");
+    }
+    if (strcmp(c->output_format, "msgpack") && strcmp(c->output_format, "json") &&
+        strcmp(c->output_format, "qdrant")) {
+        fprintf(stderr,
+                "embedq worker: flag --output-format: expected msgpack, json or qdrant, got "
+                "'%s'\n",
+                c->output_format);
+        return 2;
+    }
+    if (strcmp(c->long_input, "truncate") && strcmp(c->long_input, "reject")) {
+        fprintf(stderr, "embedq worker: flag --long-input: expected truncate or reject, got '%s'\n",
+                c->long_input);
+        return 2;
+    }
+    const char *dev = NULL;
+    if (cli_device(&cmd, c->device, &dev)) return 2;
+    c->device = dev;
+    if (!c->model_name) c->model_name = basename_of(c->model);
+
+    w->loop = uv_default_loop();
+    signal(SIGPIPE, SIG_IGN);
+    uv_signal_init(w->loop, &w->sig_term);
+    uv_signal_init(w->loop, &w->sig_int);
+    w->sig_term.data = w->sig_int.data = w;
+    uv_signal_start(&w->sig_term, signal_cb, SIGTERM);
+    uv_signal_start(&w->sig_int, signal_cb, SIGINT);
+    uv_timer_init(w->loop, &w->drain_timer);
+    w->drain_timer.data = w;
+
+    /* Metrics and HTTP first, so probes answer while the model loads. */
+    w->reg = metrics_registry_new();
+    static const double tok_buckets[] = {64, 256, 1024, 2048, 4096, 8192, 16384, 32768, 65536};
+    static const double lat_buckets[] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
+                                         0.5,   1,    2.5,   5,    10,  30};
+    static const double e2e_buckets[] = {0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1,
+                                         2.5,  5,     10,   30,  60,   300};
+    w->h_batch_tokens =
+        metrics_histogram_new(w->reg, "embedq_batch_tokens", "tokens per engine batch", tok_buckets,
+                              sizeof tok_buckets / sizeof *tok_buckets);
+    w->h_batch_seconds =
+        metrics_histogram_new(w->reg, "embedq_batch_seconds", "engine time per batch", lat_buckets,
+                              sizeof lat_buckets / sizeof *lat_buckets);
+    w->h_e2e_seconds = metrics_histogram_new(
+        w->reg, "embedq_end_to_end_seconds",
+        "from the input record's timestamp to its output accepted by the broker", e2e_buckets,
+        sizeof e2e_buckets / sizeof *e2e_buckets);
+    w->dead_by_reason = metrics_counter_family_new(w->reg, "embedq_dead_letters_total",
+                                                   "dead letters accepted by the broker, by reason",
+                                                   "reason", NULL, 64);
+    metrics_registry_add_collector(w->reg, collect, w);
+    if (metrics_registry_error(w->reg)) {
+        fprintf(stderr, "embedq worker: metrics: %s\n", metrics_registry_error(w->reg));
+        return 1;
+    }
+
+    http_config hc = {0};
+    hc.host = c->metrics_addr;
+    hc.port = c->metrics_port;
+    int hrc = http_open(w->loop, &hc, &w->http);
+    if (hrc != 0) {
+        fprintf(stderr, "embedq worker: flag --metrics-addr/--metrics-port %s:%d: %s\n",
+                c->metrics_addr, c->metrics_port, uv_strerror(hrc));
+        return 2;
+    }
+    http_route(w->http, "GET", "/healthz", h_healthz, w);
+    http_route(w->http, "GET", "/readyz", h_readyz, w);
+    http_route(w->http, "GET", "/metrics", h_metrics, w);
+    eq_log(EQ_LOG_INFO, "http: /healthz /readyz /metrics on %s:%d", c->metrics_addr,
+           http_port(w->http));
+
+    w->load_req.data = w;
+    uv_queue_work(w->loop, &w->load_req, load_work_cb, load_done_cb);
+    uv_run(w->loop, UV_RUN_DEFAULT);
+    /* Close callbacks (pipeline, http) have run; nothing is left on the loop. */
+    uv_loop_close(w->loop);
+    eq_close(w->engine);
+    metrics_registry_free(w->reg);
+    eq_log(EQ_LOG_INFO, "exit %d", w->exit_code);
+    return w->exit_code;
+}

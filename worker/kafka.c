@@ -1,0 +1,1421 @@
+/* kafka.c - the Kafka source and sink (see kafka.h).
+ *
+ * Design:
+ *   - Two librdkafka handles: a consumer in the group (cooperative-sticky,
+ *     rebalance_cb with incremental assign/unassign) and an idempotent
+ *     producer shared by outputs and dead letters. The consumer's main queue
+ *     is forwarded to its consumer queue (rd_kafka_poll_set_consumer), so
+ *     rebalances, errors and statistics all arrive through
+ *     rd_kafka_consumer_poll.
+ *   - Wake-ups: rd_kafka_queue_io_event_enable() writes one byte to a pipe
+ *     when a queue goes from empty to non-empty; uv_poll watches the read
+ *     ends. A wake-up drains the pipe, then polls the queue until it is
+ *     empty or a budget is spent; with work left an idle handle brings us
+ *     back on the next loop iteration (librdkafka writes again only after
+ *     the queue was emptied, so stopping early must not wait for a byte).
+ *     A timer every poll_interval_ms is the safety net and keeps the
+ *     consumer polled while paused (max.poll.interval.ms).
+ *   - Backpressure in two steps. pause() first only stops taking records:
+ *     the consumer queue is still polled for events, and the first record
+ *     that comes out is held back (the "stash") until resume(), which costs
+ *     nothing to undo. Fetched records wait in librdkafka's queue, bounded
+ *     by queued.max.messages.kbytes; librdkafka stops fetching when it is
+ *     full. After HARD_PAUSE_MS still paused (or at once when draining) the
+ *     assignment is paused in librdkafka (rd_kafka_pause_partitions), which
+ *     drops the prefetched records and lets the queue be polled freely again
+ *     (rebalance events behind the stash wait at most that long). A hard
+ *     resume restarts fetching from the consumer's position; with librdkafka
+ *     2.0.2 the first fetch after resume_partitions can take up to a second,
+ *     which is why a short pause is only a soft one.
+ *   - Records are copied out of rd_kafka_message_t (value, key, timestamp;
+ *     the headers are detached, not copied) into a pipe_msg whose
+ *     broker_data is a krec; the rd_kafka_message_t is destroyed at once.
+ *   - Every partition in the assignment has a kpart with an offset tracker
+ *     (kafka_offsets.h) and an epoch, renewed on every assignment. A
+ *     delivery report stores an offset only when the record's epoch is the
+ *     partition's current one: a report for a revoked (or revoked and
+ *     re-assigned) partition stores nothing, and the record still finishes
+ *     as accepted (its output was; the next owner reprocesses the input and
+ *     the output key makes that idempotent).
+ *   - Stores are batched: delivery reports mark partitions dirty, and one
+ *     rd_kafka_offsets_store call per poll stores them all.
+ *   - Produce payloads are not copied: the pipe_msg that owns them lives
+ *     until its delivery report (pipe_finish is called from there), and at
+ *     close undelivered records are purged, which reports them too.
+ */
+#include "kafka.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common.h"
+
+#ifdef EMBEDQ_HAVE_KAFKA
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+#include <librdkafka/rdkafka.h>
+
+#include "kafka_offsets.h"
+
+#define INTAKE_BUDGET 1024 /* records taken per wake-up before yielding   */
+#define SERVE_BUDGET  64   /* producer rd_kafka_poll calls per wake-up    */
+#define SWEEP_MS      1000 /* how often idle partitions store positions  */
+#define HARD_PAUSE_MS 1000 /* soft pause this long -> pause in librdkafka */
+
+/* One assigned (or once assigned) partition of in_topic. */
+typedef struct {
+    kof_partition t; /* offsets in flight, this epoch                     */
+    uint32_t epoch;  /* renewed on every assignment                       */
+    bool assigned;
+    bool seen;       /* a record was consumed in this epoch               */
+    bool dropped;    /* a record was dropped (intake stopped) this epoch  */
+    bool dirty;      /* `pending` waits for rd_kafka_offsets_store        */
+    int64_t pending; /* offset to store                                   */
+    int64_t stored;  /* last offset stored this epoch, -1 none            */
+} kpart;
+
+/* A record between pipe_submit and pipe_finish (pipe_msg.broker_data). */
+typedef struct krec {
+    struct krec *prev, *next; /* k->live, so close can free what is left   */
+    struct krec *retry_next;  /* k->retry_*: waiting for producer queue room */
+    pipe_msg *msg;
+    rd_kafka_headers_t *hdrs; /* the input's headers (owned) or NULL       */
+    uint32_t epoch;
+    bool null_value; /* the input's value was null (tombstone)            */
+    bool dlq_hdrs;   /* the embedq.* dead-letter headers were added       */
+} krec;
+
+struct kafka_broker {
+    uv_loop_t *loop;
+    pipeline *pipe;
+    rd_kafka_t *cons, *prod;
+    rd_kafka_queue_t *cq, *pq; /* consumer queue, producer main queue   */
+    rd_kafka_topic_t *rkt_out, *rkt_dlq;
+    int cfd[2], pfd[2]; /* wake-up pipes [read, write], or -1    */
+    uv_poll_t cpoll, ppoll;
+    uv_timer_t timer;
+    uv_idle_t idle;
+    int open_handles; /* k is freed when the last one closed   */
+    bool idle_on, started, intake_stopped, closed;
+    bool paused;      /* the pipeline asked for no more records          */
+    bool hard_paused; /* ... and the assignment is paused in librdkafka  */
+    uint64_t paused_at_ms;
+    rd_kafka_message_t *stash; /* a record polled while soft-paused      */
+    uint32_t stash_epoch;
+    char *in_topic, *out_topic, *dlq_topic;
+    kpart *parts; /* (n_parts) indexed by partition number                */
+    int n_parts;
+    int n_dirty;
+    uint32_t epoch_seq;
+    krec live; /* sentinel of the list of live records                    */
+    krec *retry_head, *retry_tail;
+    int n_retry;
+    int poll_interval_ms;
+    uint64_t last_sweep_ms;
+    /* readiness */
+    bool broker_up;
+    char cgrp_state[32];
+    char fatal[512];
+    void (*on_fatal)(void *ctx, const char *message);
+    void *ctx;
+    kafka_counters c;
+};
+
+static uint64_t mono_ms(void)
+{
+    return uv_hrtime() / 1000000u;
+}
+
+/* ---- partitions ------------------------------------------------------------ */
+
+static kpart *part_get(kafka_broker *k, int32_t p)
+{
+    if (p < 0) return NULL;
+    if (p >= k->n_parts) {
+        int n = k->n_parts ? k->n_parts : 16;
+        while (n <= p)
+            n *= 2;
+        kpart *np = realloc(k->parts, sizeof *np * (size_t)n);
+        EQ_ASSERT(np != NULL); /* out of memory: crash = redelivery, never loss */
+        for (int i = k->n_parts; i < n; i++) {
+            memset(&np[i], 0, sizeof np[i]);
+            kof_init(&np[i].t);
+            np[i].stored = -1;
+        }
+        k->parts = np;
+        k->n_parts = n;
+    }
+    return &k->parts[p];
+}
+
+static kpart *part_find(kafka_broker *k, int32_t p)
+{
+    return p >= 0 && p < k->n_parts ? &k->parts[p] : NULL;
+}
+
+static void mark_dirty(kafka_broker *k, kpart *pt, int64_t offset)
+{
+    pt->pending = offset;
+    if (!pt->dirty) {
+        pt->dirty = true;
+        k->n_dirty++;
+    }
+}
+
+/* Stores every dirty partition's pending offset in one call. A partition
+ * that is no longer assigned fails with __STATE: ignored (its next owner
+ * reprocesses from the last commit). */
+static void flush_stores(kafka_broker *k)
+{
+    if (k->n_dirty == 0) return;
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(k->n_dirty);
+    for (int i = 0; i < k->n_parts; i++) {
+        kpart *pt = &k->parts[i];
+        if (!pt->dirty) continue;
+        pt->dirty = false;
+        rd_kafka_topic_partition_list_add(l, k->in_topic, i)->offset = pt->pending;
+    }
+    k->n_dirty = 0;
+    rd_kafka_offsets_store(k->cons, l);
+    for (int i = 0; i < l->cnt; i++) {
+        rd_kafka_topic_partition_t *e = &l->elems[i];
+        kpart *pt = part_find(k, e->partition);
+        if (!e->err) {
+            if (pt) pt->stored = e->offset;
+            k->c.offsets_stored++;
+        } else if (e->err == RD_KAFKA_RESP_ERR__STATE) {
+            eq_log(EQ_LOG_DEBUG, "kafka: %s [%d] offset %" PRId64 " not stored: not assigned",
+                   k->in_topic, (int)e->partition, e->offset);
+        } else {
+            eq_log(EQ_LOG_WARN, "kafka: storing offset %" PRId64 " of %s [%d]: %s", e->offset,
+                   k->in_topic, (int)e->partition, rd_kafka_err2str(e->err));
+        }
+    }
+    rd_kafka_topic_partition_list_destroy(l);
+}
+
+/* Partitions whose consumed records are all finished (none dropped, failed
+ * or stashed) store the consumer's position, which steps over transaction
+ * markers and other records the consumer never returned: without this the
+ * committed offset could stay one short of the log end forever. */
+static void store_positions(kafka_broker *k)
+{
+    rd_kafka_topic_partition_list_t *l = NULL;
+    for (int i = 0; i < k->n_parts; i++) {
+        kpart *pt = &k->parts[i];
+        if (!pt->assigned || !pt->seen || pt->dropped || pt->dirty || !kof_idle(&pt->t)) continue;
+        /* A stashed record is consumed (the position is past it) but not
+         * in the tracker yet. */
+        if (k->stash && k->stash->partition == i) continue;
+        if (!l) l = rd_kafka_topic_partition_list_new(8);
+        rd_kafka_topic_partition_list_add(l, k->in_topic, i);
+    }
+    if (!l) return;
+    rd_kafka_position(k->cons, l);
+    for (int i = 0; i < l->cnt; i++) {
+        rd_kafka_topic_partition_t *e = &l->elems[i];
+        kpart *pt = part_find(k, e->partition);
+        if (!e->err && pt && e->offset >= 0 && e->offset > pt->stored) mark_dirty(k, pt, e->offset);
+    }
+    rd_kafka_topic_partition_list_destroy(l);
+    flush_stores(k);
+}
+
+/* ---- records ------------------------------------------------------------------ */
+
+static void rec_unlink(krec *r)
+{
+    r->prev->next = r->next;
+    r->next->prev = r->prev;
+    r->prev = r->next = r;
+}
+
+static void rec_free(krec *r)
+{
+    rec_unlink(r);
+    if (r->hdrs) rd_kafka_headers_destroy(r->hdrs);
+    free(r);
+}
+
+/* The broker is done with m: hand it back to the pipeline. */
+static void finish(kafka_broker *k, pipe_msg *m, bool accepted)
+{
+    krec *r = m->broker_data;
+    m->broker_data = NULL;
+    if (r) rec_free(r);
+    pipe_finish(k->pipe, m, accepted);
+}
+
+/* m's output (or dead letter) was delivered. */
+static void record_delivered(kafka_broker *k, pipe_msg *m)
+{
+    krec *r = m->broker_data;
+    kpart *pt = part_find(k, m->partition);
+    if (!pt || !pt->assigned || pt->epoch != r->epoch) return; /* revoked since */
+    int64_t s = kof_finish(&pt->t, m->offset);
+    if (s >= 0) mark_dirty(k, pt, s);
+}
+
+/* m's output will never be delivered: its partition stops storing. */
+static void record_failed(kafka_broker *k, pipe_msg *m, const char *why)
+{
+    krec *r = m->broker_data;
+    kpart *pt = part_find(k, m->partition);
+    const bool ours = pt && pt->assigned && pt->epoch == r->epoch;
+    k->c.delivery_failed++;
+    if (ours) kof_fail(&pt->t, m->offset);
+    eq_log(EQ_LOG_ERROR, "kafka: the %s of %s [%d] offset %" PRId64 " was not delivered: %s%s",
+           m->dead ? "dead letter" : "output", k->in_topic, (int)m->partition, m->offset, why,
+           ours ? "; the partition's offset stays before it until the partition is assigned "
+                  "again (then it is reprocessed)"
+                : " (partition no longer assigned here)");
+}
+
+/* Hands a record to the pipeline. epoch: the partition's epoch when the
+ * record was polled (a stashed record), or 0 for "now". */
+static void take_record(kafka_broker *k, rd_kafka_message_t *rkm, uint32_t epoch)
+{
+    kpart *pt = part_get(k, rkm->partition);
+    if (!pt || !pt->assigned || (epoch && pt->epoch != epoch)) {
+        /* Not ours (any more), or from before a re-assignment (fetched
+         * again since): its owner processes it. */
+        rd_kafka_message_destroy(rkm);
+        return;
+    }
+    if (k->intake_stopped || !k->pipe) {
+        /* Draining: the record is left to the next owner, so this
+         * partition's position must not be stored over it. */
+        pt->dropped = true;
+        k->c.dropped++;
+        rd_kafka_message_destroy(rkm);
+        return;
+    }
+    pipe_msg *m = pipe_msg_new();
+    krec *r = calloc(1, sizeof *r);
+    /* Out of memory: crash (redelivery) rather than lose the record. */
+    EQ_ASSERT(m != NULL && r != NULL);
+    m->len = rkm->len;
+    m->data = malloc(rkm->len ? rkm->len : 1);
+    EQ_ASSERT(m->data != NULL);
+    if (rkm->len) memcpy(m->data, rkm->payload, rkm->len);
+    r->null_value = rkm->payload == NULL;
+    if (rkm->key) {
+        m->key = malloc(rkm->key_len ? rkm->key_len : 1);
+        EQ_ASSERT(m->key != NULL);
+        if (rkm->key_len) memcpy(m->key, rkm->key, rkm->key_len);
+        m->key_len = rkm->key_len;
+    }
+    rd_kafka_timestamp_type_t tstype;
+    int64_t ts = rd_kafka_message_timestamp(rkm, &tstype);
+    m->timestamp_ms = ts > 0 ? ts : 0;
+    m->partition = rkm->partition;
+    m->offset = rkm->offset;
+    if (rd_kafka_message_detach_headers(rkm, &r->hdrs) != RD_KAFKA_RESP_ERR_NO_ERROR)
+        r->hdrs = NULL;
+    r->msg = m;
+    r->epoch = pt->epoch;
+    r->next = k->live.next;
+    r->prev = &k->live;
+    k->live.next->prev = r;
+    k->live.next = r;
+    m->broker_data = r;
+    EQ_ASSERT(kof_add(&pt->t, m->offset) == 0);
+    pt->seen = true;
+    k->broker_up = true;
+    k->c.consumed++;
+    rd_kafka_message_destroy(rkm);
+    pipe_submit(k->pipe, m);
+}
+
+/* ---- producing ------------------------------------------------------------------ */
+
+static void add_header(rd_kafka_headers_t *h, const char *name, const char *val)
+{
+    rd_kafka_header_add(h, name, -1, val, -1);
+}
+
+/* One produce attempt. Returns librdkafka's error code (0: enqueued). */
+static rd_kafka_resp_err_t produce(kafka_broker *k, pipe_msg *m)
+{
+    krec *r = m->broker_data;
+    rd_kafka_vu_t vu[6];
+    size_t n = 0;
+    rd_kafka_headers_t *h = NULL;
+    vu[n].vtype = RD_KAFKA_VTYPE_RKT;
+    vu[n++].u.rkt = m->dead ? k->rkt_dlq : k->rkt_out;
+    vu[n].vtype = RD_KAFKA_VTYPE_VALUE;
+    if (m->dead) {
+        if (!r->dlq_hdrs) {
+            char num[32];
+            if (!r->hdrs) r->hdrs = rd_kafka_headers_new(4);
+            add_header(r->hdrs, "embedq.error", m->reason);
+            add_header(r->hdrs, "embedq.source.topic", k->in_topic);
+            snprintf(num, sizeof num, "%d", (int)m->partition);
+            add_header(r->hdrs, "embedq.source.partition", num);
+            snprintf(num, sizeof num, "%" PRId64, m->offset);
+            add_header(r->hdrs, "embedq.source.offset", num);
+            r->dlq_hdrs = true;
+        }
+        vu[n].u.mem.ptr = r->null_value ? NULL : m->data;
+        vu[n++].u.mem.size = r->null_value ? 0 : m->len;
+        if (m->key) {
+            vu[n].vtype = RD_KAFKA_VTYPE_KEY;
+            vu[n].u.mem.ptr = m->key;
+            vu[n++].u.mem.size = m->key_len;
+        }
+    } else {
+        vu[n].u.mem.ptr = m->out;
+        vu[n++].u.mem.size = m->out_len;
+        if (m->out_key) {
+            vu[n].vtype = RD_KAFKA_VTYPE_KEY;
+            vu[n].u.mem.ptr = m->out_key;
+            vu[n++].u.mem.size = m->out_key_len;
+        }
+    }
+    /* A copy: the input's headers stay here for a dead letter that may still
+     * replace this output (output_too_large). */
+    if (r->hdrs) {
+        h = rd_kafka_headers_copy(r->hdrs);
+        vu[n].vtype = RD_KAFKA_VTYPE_HEADERS;
+        vu[n++].u.headers = h;
+    }
+    vu[n].vtype = RD_KAFKA_VTYPE_OPAQUE;
+    vu[n++].u.ptr = m;
+    rd_kafka_error_t *e = rd_kafka_produceva(k->prod, vu, n);
+    if (!e) return RD_KAFKA_RESP_ERR_NO_ERROR;
+    rd_kafka_resp_err_t code = rd_kafka_error_code(e);
+    rd_kafka_error_destroy(e);
+    if (h) rd_kafka_headers_destroy(h); /* not taken on failure */
+    return code;
+}
+
+static bool too_large(rd_kafka_resp_err_t e)
+{
+    return e == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE ||
+           e == RD_KAFKA_RESP_ERR_RECORD_LIST_TOO_LARGE || e == RD_KAFKA_RESP_ERR_INVALID_RECORD;
+}
+
+/* An output the broker will not take because of its size becomes a dead
+ * letter (the input is sent instead). Returns true if m was converted. */
+static bool reroute_to_dlq(pipe_msg *m, rd_kafka_resp_err_t e)
+{
+    if (m->dead || !too_large(e)) return false;
+    m->dead = true;
+    m->reason_code = "output_too_large";
+    snprintf(m->reason, sizeof m->reason,
+             "output_too_large: the output (%zu bytes) was refused: %s", m->out_len,
+             rd_kafka_err2str(e));
+    return true;
+}
+
+static void retry_push(kafka_broker *k, pipe_msg *m)
+{
+    krec *r = m->broker_data;
+    r->retry_next = NULL;
+    if (k->retry_tail)
+        k->retry_tail->retry_next = r;
+    else
+        k->retry_head = r;
+    k->retry_tail = r;
+    k->n_retry++;
+}
+
+/* One publication of m: enqueued, or finished as not accepted after a
+ * permanent error. Returns 1 (and keeps m) when the producer queue is full. */
+static int try_publish(kafka_broker *k, pipe_msg *m)
+{
+    for (;;) {
+        rd_kafka_resp_err_t e = produce(k, m);
+        if (!e) return 0;
+        if (e == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+            k->c.queue_full++;
+            return 1;
+        }
+        if (reroute_to_dlq(m, e)) continue;
+        record_failed(k, m, rd_kafka_err2str(e));
+        finish(k, m, false);
+        return 0;
+    }
+}
+
+/* Publishes what waited for producer queue room, in order, until the queue
+ * is full again. */
+static void retry_pending(kafka_broker *k)
+{
+    while (k->retry_head) {
+        krec *r = k->retry_head;
+        k->retry_head = r->retry_next;
+        if (!k->retry_head) k->retry_tail = NULL;
+        k->n_retry--;
+        if (try_publish(k, r->msg) == 1) { /* still full: back to the front */
+            r->retry_next = k->retry_head;
+            k->retry_head = r;
+            if (!k->retry_tail) k->retry_tail = r;
+            k->n_retry++;
+            return;
+        }
+    }
+}
+
+static void k_publish(void *self, pipe_msg *m)
+{
+    kafka_broker *k = self;
+    if (k->closed) {
+        finish(k, m, false);
+        return;
+    }
+    if (k->retry_head || try_publish(k, m) == 1) retry_push(k, m); /* keeps the order */
+}
+
+/* Delivery report (loop thread, from rd_kafka_poll on the producer). */
+static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *rkm, void *opaque)
+{
+    (void)rk;
+    kafka_broker *k = opaque;
+    pipe_msg *m = rkm->_private;
+    if (!rkm->err) {
+        k->broker_up = true;
+        k->c.delivered++;
+        if (m->dead) k->c.dead_lettered++;
+        record_delivered(k, m);
+        finish(k, m, true);
+        return;
+    }
+    if (rkm->err == RD_KAFKA_RESP_ERR__PURGE_QUEUE ||
+        rkm->err == RD_KAFKA_RESP_ERR__PURGE_INFLIGHT) {
+        finish(k, m, false); /* closing: not delivered, not acknowledged */
+        return;
+    }
+    if (reroute_to_dlq(m, rkm->err)) {
+        k_publish(k, m);
+        return;
+    }
+    if (rkm->err == RD_KAFKA_RESP_ERR__MSG_TIMED_OUT && !k->closed && !k->fatal[0]) {
+        /* message.timeout.ms passed (brokers down for that long): try again
+         * rather than give the partition up; backpressure holds intake. */
+        eq_log(EQ_LOG_WARN,
+               "kafka: output of %s [%d] offset %" PRId64 " timed out; producing it again",
+               k->in_topic, (int)m->partition, m->offset);
+        k_publish(k, m);
+        return;
+    }
+    record_failed(k, m, rd_kafka_err2str(rkm->err));
+    finish(k, m, false);
+}
+
+/* ---- callbacks (loop thread, from the polls) ------------------------------------ */
+
+static void set_fatal(kafka_broker *k, rd_kafka_t *rk, const char *reason)
+{
+    if (k->fatal[0]) return;
+    char buf[400];
+    rd_kafka_resp_err_t orig = rd_kafka_fatal_error(rk, buf, sizeof buf);
+    snprintf(k->fatal, sizeof k->fatal, "%s %s: %s", rk == k->prod ? "producer" : "consumer",
+             orig ? rd_kafka_err2name(orig) : "fatal", orig ? buf : reason);
+    eq_log(EQ_LOG_ERROR, "kafka: fatal error: %s", k->fatal);
+    if (k->on_fatal) k->on_fatal(k->ctx, k->fatal);
+}
+
+static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
+{
+    kafka_broker *k = opaque;
+    if (err == RD_KAFKA_RESP_ERR__FATAL) {
+        set_fatal(k, rk, reason);
+        return;
+    }
+    if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN) k->broker_up = false;
+    /* Connection failures are logged by librdkafka itself (log_cb): only
+     * their summary here. */
+    const bool transport = err == RD_KAFKA_RESP_ERR__TRANSPORT || err == RD_KAFKA_RESP_ERR__RESOLVE;
+    eq_log(transport ? EQ_LOG_DEBUG : EQ_LOG_WARN, "kafka %s: %s: %s",
+           rk == k->prod ? "producer" : "consumer", rd_kafka_err2name((rd_kafka_resp_err_t)err),
+           reason);
+}
+
+/* librdkafka's own log lines (syslog levels), from its threads. A broker
+ * connection failing is LOG_ERR there; to the worker it is a warning (it
+ * retries; readiness reports the outage). */
+static void log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
+{
+    (void)rk;
+    int l = level <= 2   ? EQ_LOG_ERROR
+            : level <= 4 ? EQ_LOG_WARN
+            : level <= 6 ? EQ_LOG_INFO
+                         : EQ_LOG_DEBUG;
+    eq_log(l, "librdkafka %s: %s", fac, buf);
+}
+
+/* Statistics (consumer, every statistics.interval.ms): broker states for
+ * kafka_ready, and the consumer group's state. */
+static int stats_cb(rd_kafka_t *rk, char *json, size_t len, void *opaque)
+{
+    (void)rk;
+    kafka_broker *k = opaque;
+    cJSON *j = cJSON_ParseWithLength(json, len);
+    if (!j) return 0;
+    bool up = false;
+    const cJSON *brokers = cJSON_GetObjectItemCaseSensitive(j, "brokers"), *b;
+    cJSON_ArrayForEach(b, brokers)
+    {
+        const cJSON *st = cJSON_GetObjectItemCaseSensitive(b, "state");
+        if (cJSON_IsString(st) && !strcmp(st->valuestring, "UP")) up = true;
+    }
+    k->broker_up = up;
+    const cJSON *cg = cJSON_GetObjectItemCaseSensitive(j, "cgrp");
+    const cJSON *st = cJSON_GetObjectItemCaseSensitive(cg, "state");
+    if (cJSON_IsString(st)) snprintf(k->cgrp_state, sizeof k->cgrp_state, "%s", st->valuestring);
+    cJSON_Delete(j);
+    return 0; /* librdkafka frees json */
+}
+
+static void list_partitions(const rd_kafka_topic_partition_list_t *l, char *out, size_t len)
+{
+    size_t n = 0;
+    out[0] = 0;
+    for (int i = 0; i < l->cnt && n + 16 < len; i++)
+        n += (size_t)snprintf(out + n, len - n, "%s%d", i ? "," : "", (int)l->elems[i].partition);
+}
+
+static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+                         rd_kafka_topic_partition_list_t *parts, void *opaque)
+{
+    kafka_broker *k = opaque;
+    const bool coop = !strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE");
+    char names[256];
+    list_partitions(parts, names, sizeof names);
+    k->c.rebalances++;
+    flush_stores(k); /* what was delivered is stored before anything moves */
+    rd_kafka_error_t *e = NULL;
+    if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+        for (int i = 0; i < parts->cnt; i++) {
+            kpart *pt = part_get(k, parts->elems[i].partition);
+            if (!pt) continue;
+            kof_reset(&pt->t);
+            pt->epoch = ++k->epoch_seq;
+            pt->assigned = true;
+            pt->seen = pt->dropped = false;
+            pt->stored = -1;
+        }
+        if (coop)
+            e = rd_kafka_incremental_assign(rk, parts);
+        else
+            rd_kafka_assign(rk, parts);
+        /* Backpressure and draining outlive rebalances. */
+        if (k->hard_paused && parts->cnt) rd_kafka_pause_partitions(rk, parts);
+        eq_log(EQ_LOG_INFO, "kafka: assigned %s [%s]%s", k->in_topic, names,
+               k->intake_stopped ? " (draining: paused)"
+               : k->hard_paused  ? " (paused)"
+                                 : "");
+    } else {
+        const bool lost = rd_kafka_assignment_lost(rk);
+        int in_flight = 0;
+        for (int i = 0; i < parts->cnt; i++) {
+            kpart *pt = part_find(k, parts->elems[i].partition);
+            if (!pt) continue;
+            in_flight += (int)kof_in_flight(&pt->t);
+            pt->assigned = false;
+            if (pt->dirty) {
+                pt->dirty = false;
+                k->n_dirty--;
+            }
+            kof_reset(&pt->t); /* their records finish without storing */
+        }
+        if (err != RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS)
+            eq_log(EQ_LOG_ERROR, "kafka: rebalance error: %s", rd_kafka_err2str(err));
+        if (coop)
+            e = rd_kafka_incremental_unassign(rk, parts);
+        else
+            rd_kafka_assign(rk, NULL);
+        eq_log(EQ_LOG_INFO,
+               "kafka: %s %s [%s]; %d of their records in flight (left to the next owner)",
+               lost ? "lost" : "revoked", k->in_topic, names, in_flight);
+    }
+    if (e) {
+        eq_log(EQ_LOG_ERROR, "kafka: incremental %s: %s",
+               err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS ? "assign" : "unassign",
+               rd_kafka_error_string(e));
+        rd_kafka_error_destroy(e);
+    }
+}
+
+/* ---- serving the queues ------------------------------------------------------ */
+
+static void drain_fd(int fd)
+{
+    char buf[64];
+    while (fd >= 0 && read(fd, buf, sizeof buf) > 0) {
+    }
+}
+
+/* Returns true when the consumer queue was emptied (or intake is held). */
+static bool serve_consumer(kafka_broker *k)
+{
+    const bool soft = k->paused && !k->hard_paused && !k->intake_stopped;
+    if (k->stash) {
+        if (soft) return true; /* hold everything until resume */
+        rd_kafka_message_t *rkm = k->stash;
+        k->stash = NULL;
+        take_record(k, rkm, k->stash_epoch);
+    }
+    for (int i = 0; i < INTAKE_BUDGET; i++) {
+        rd_kafka_message_t *rkm = rd_kafka_consumer_poll(k->cons, 0);
+        if (!rkm) return true;
+        if (rkm->err) {
+            if (rkm->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+                k->c.consumer_errors++;
+                char where[256] = "";
+                if (rkm->rkt)
+                    snprintf(where, sizeof where, " %s [%d]", rd_kafka_topic_name(rkm->rkt),
+                             (int)rkm->partition);
+                eq_log(EQ_LOG_WARN, "kafka consumer%s: %s: %s", where, rd_kafka_err2name(rkm->err),
+                       rd_kafka_message_errstr(rkm));
+            }
+            rd_kafka_message_destroy(rkm);
+            continue;
+        }
+        /* The pipeline may have paused us inside the previous take_record,
+         * and a rebalance callback may have run inside this poll. */
+        if (k->paused && !k->hard_paused && !k->intake_stopped) {
+            kpart *pt = part_find(k, rkm->partition);
+            k->stash = rkm;
+            k->stash_epoch = pt ? pt->epoch : 0;
+            return true;
+        }
+        take_record(k, rkm, 0);
+    }
+    return false;
+}
+
+/* Returns true when the producer queue was emptied. */
+static bool serve_producer(kafka_broker *k)
+{
+    bool empty = false;
+    for (int i = 0; i < SERVE_BUDGET && !empty; i++)
+        empty = rd_kafka_poll(k->prod, 0) == 0;
+    retry_pending(k);
+    flush_stores(k);
+    return empty;
+}
+
+static void idle_cb(uv_idle_t *h);
+
+static void serve(kafka_broker *k, bool consumer, bool producer)
+{
+    if (k->closed) return;
+    bool done = true;
+    if (producer) done &= serve_producer(k);
+    if (consumer) done &= serve_consumer(k);
+    if (!done && !k->idle_on) {
+        uv_idle_start(&k->idle, idle_cb);
+        k->idle_on = true;
+    }
+}
+
+static void idle_cb(uv_idle_t *h)
+{
+    kafka_broker *k = h->data;
+    bool done = serve_producer(k);
+    done &= serve_consumer(k);
+    if (done) {
+        uv_idle_stop(&k->idle);
+        k->idle_on = false;
+    }
+}
+
+static void poll_cb(uv_poll_t *h, int status, int events)
+{
+    (void)status;
+    (void)events;
+    kafka_broker *k = h->data;
+    const bool consumer = h == &k->cpoll;
+    drain_fd(consumer ? k->cfd[0] : k->pfd[0]);
+    serve(k, consumer, !consumer);
+}
+
+static void hard_pause(kafka_broker *k);
+
+static void timer_cb(uv_timer_t *h)
+{
+    kafka_broker *k = h->data;
+    uint64_t now = uv_now(k->loop);
+    if (k->paused && !k->hard_paused && now - k->paused_at_ms >= HARD_PAUSE_MS) hard_pause(k);
+    serve(k, true, true);
+    if (now - k->last_sweep_ms >= SWEEP_MS) {
+        k->last_sweep_ms = now;
+        store_positions(k);
+    }
+}
+
+/* ---- backpressure --------------------------------------------------------------- */
+
+static void pause_all(kafka_broker *k, bool pause)
+{
+    rd_kafka_topic_partition_list_t *a = NULL;
+    if (rd_kafka_assignment(k->cons, &a) != RD_KAFKA_RESP_ERR_NO_ERROR || !a) return;
+    if (a->cnt) {
+        if (pause)
+            rd_kafka_pause_partitions(k->cons, a);
+        else
+            rd_kafka_resume_partitions(k->cons, a);
+    }
+    rd_kafka_topic_partition_list_destroy(a);
+}
+
+static void hard_pause(kafka_broker *k)
+{
+    if (k->hard_paused) return;
+    k->hard_paused = true;
+    pause_all(k, true);
+}
+
+/* pipe_broker.pause: a soft pause (see the top of this file). */
+static void k_pause(void *self)
+{
+    kafka_broker *k = self;
+    if (k->paused || k->closed) return;
+    k->paused = true;
+    k->paused_at_ms = uv_now(k->loop);
+}
+
+static void k_resume(void *self)
+{
+    kafka_broker *k = self;
+    if (!k->paused || k->closed) return;
+    k->paused = false;
+    if (k->intake_stopped) return;
+    if (k->hard_paused) {
+        k->hard_paused = false;
+        pause_all(k, false);
+    }
+    /* Take the stash and what waits behind it on the next loop iteration
+     * (resume runs inside a delivery report: not from here). */
+    if (!k->idle_on && k->started) {
+        uv_idle_start(&k->idle, idle_cb);
+        k->idle_on = true;
+    }
+}
+
+pipe_broker kafka_pipe_broker(kafka_broker *k)
+{
+    pipe_broker b = {k, k_publish, k_pause, k_resume};
+    return b;
+}
+
+void kafka_stop_intake(kafka_broker *k)
+{
+    if (!k || k->intake_stopped || k->closed) return;
+    k->intake_stopped = true;
+    if (k->stash) {
+        kpart *pt = part_find(k, k->stash->partition);
+        if (pt) pt->dropped = true;
+        k->c.dropped++;
+        rd_kafka_message_destroy(k->stash);
+        k->stash = NULL;
+    }
+    if (!k->hard_paused) {
+        k->hard_paused = true;
+        pause_all(k, true);
+    }
+}
+
+/* ---- start-up --------------------------------------------------------------------- */
+
+static int conf_set(rd_kafka_conf_t *c, const char *key, const char *val, const char *what,
+                    char *err, size_t errlen)
+{
+    char e[512];
+    if (rd_kafka_conf_set(c, key, val, e, sizeof e) == RD_KAFKA_CONF_OK) return 0;
+    return eq_err(err, errlen, "kafka setting '%s=%s'%s: %s", key, val, what, e);
+}
+
+static int make_pipe(int fd[2])
+{
+    if (pipe(fd) != 0) return -1;
+    for (int i = 0; i < 2; i++) {
+        fcntl(fd[i], F_SETFL, fcntl(fd[i], F_GETFL) | O_NONBLOCK);
+        fcntl(fd[i], F_SETFD, FD_CLOEXEC);
+    }
+    return 0;
+}
+
+static void handle_closed_cb(uv_handle_t *h)
+{
+    kafka_broker *k = h->data;
+    if (--k->open_handles > 0) return;
+    for (int i = 0; i < 2; i++) {
+        if (k->cfd[i] >= 0) close(k->cfd[i]);
+        if (k->pfd[i] >= 0) close(k->pfd[i]);
+    }
+    for (int i = 0; i < k->n_parts; i++)
+        kof_reset(&k->parts[i].t);
+    free(k->parts);
+    free(k->in_topic);
+    free(k->out_topic);
+    free(k->dlq_topic);
+    free(k);
+}
+
+/* Frees the records still in the pipeline's hands (their messages are the
+ * pipeline's to free) and closes the handles; k goes with the last one. */
+static void release(kafka_broker *k)
+{
+    k->closed = true;
+    while (k->live.next != &k->live) {
+        krec *r = k->live.next;
+        if (r->msg) r->msg->broker_data = NULL;
+        rec_free(r);
+    }
+    k->retry_head = k->retry_tail = NULL;
+    k->n_retry = 0;
+    k->open_handles = 4;
+    uv_close((uv_handle_t *)&k->cpoll, handle_closed_cb);
+    uv_close((uv_handle_t *)&k->ppoll, handle_closed_cb);
+    uv_close((uv_handle_t *)&k->timer, handle_closed_cb);
+    uv_close((uv_handle_t *)&k->idle, handle_closed_cb);
+}
+
+/* Which client a librdkafka property applies to: 'C' consumer, 'P'
+ * producer, '*' both, 0 unknown (then both get it, and librdkafka names
+ * the error). Read from librdkafka's own property table, so that an
+ * unprefixed consumer setting (auto.offset.reset=latest) does not make the
+ * producer warn that it ignores it. */
+static char prop_scope(const char *name)
+{
+    char *table = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&table, &len);
+    if (!f) return 0;
+    rd_kafka_conf_properties_show(f);
+    fclose(f);
+    char scope = 0;
+    const size_t n = strlen(name);
+    for (char *line = table; line && *line && !scope;) {
+        char *nl = strchr(line, '\n');
+        /* "name<spaces>|  C  | ..." */
+        if (!strncmp(line, name, n) && (line[n] == ' ' || line[n] == '|')) {
+            char *bar = strchr(line, '|');
+            if (bar && (!nl || bar < nl))
+                for (char *c = bar + 1; *c == ' ' || *c == 'C' || *c == 'P' || *c == '*'; c++)
+                    if (*c != ' ') {
+                        scope = *c == '*' ? '*' : *c;
+                        break;
+                    }
+        }
+        line = nl ? nl + 1 : NULL;
+    }
+    free(table);
+    return scope;
+}
+
+static bool is_prefixed(const char *s, const char *prefix, const char **rest)
+{
+    size_t n = strlen(prefix);
+    if (strncmp(s, prefix, n) != 0) return false;
+    *rest = s + n;
+    return true;
+}
+
+kafka_broker *kafka_new(uv_loop_t *loop, const kafka_options *o, char *err, size_t errlen)
+{
+    static const struct {
+        const char *name;
+        size_t off;
+    } required[] = {
+        {"brokers", offsetof(kafka_options, brokers)},
+        {"group", offsetof(kafka_options, group)},
+        {"in_topic", offsetof(kafka_options, in_topic)},
+        {"out_topic", offsetof(kafka_options, out_topic)},
+        {"dlq_topic", offsetof(kafka_options, dlq_topic)},
+    };
+    for (size_t i = 0; i < sizeof required / sizeof *required; i++) {
+        const char *v = *(const char *const *)((const char *)o + required[i].off);
+        if (!v || !*v) {
+            eq_err(err, errlen, "kafka: %s is required", required[i].name);
+            return NULL;
+        }
+    }
+    kafka_broker *k = calloc(1, sizeof *k);
+    if (!k) {
+        eq_err(err, errlen, "out of memory");
+        return NULL;
+    }
+    k->loop = loop;
+    k->cfd[0] = k->cfd[1] = k->pfd[0] = k->pfd[1] = -1;
+    k->live.next = k->live.prev = &k->live;
+    k->poll_interval_ms = o->poll_interval_ms > 0 ? o->poll_interval_ms : 100;
+    k->on_fatal = o->on_fatal;
+    k->ctx = o->ctx;
+    k->in_topic = strdup(o->in_topic);
+    k->out_topic = strdup(o->out_topic);
+    k->dlq_topic = strdup(o->dlq_topic);
+    rd_kafka_conf_t *cc = rd_kafka_conf_new(), *pc = rd_kafka_conf_new();
+    char e[512];
+    const char *client_id = o->client_id && *o->client_id ? o->client_id : "embedq";
+    bool user_offset_store = false;
+
+    if (!k->in_topic || !k->out_topic || !k->dlq_topic) {
+        eq_err(err, errlen, "out of memory");
+        goto fail;
+    }
+    /* Defaults, then the caller's settings (which override them). */
+    if (conf_set(cc, "bootstrap.servers", o->brokers, " (--brokers)", err, errlen) ||
+        conf_set(pc, "bootstrap.servers", o->brokers, " (--brokers)", err, errlen) ||
+        conf_set(cc, "client.id", client_id, " (--client-id)", err, errlen) ||
+        conf_set(pc, "client.id", client_id, " (--client-id)", err, errlen) ||
+        conf_set(cc, "group.id", o->group, " (--group)", err, errlen) ||
+        conf_set(cc, "partition.assignment.strategy", "cooperative-sticky", "", err, errlen) ||
+        conf_set(cc, "enable.auto.commit", "true", "", err, errlen) ||
+        conf_set(cc, "auto.offset.reset", "earliest", "", err, errlen) ||
+        conf_set(cc, "enable.partition.eof", "false", "", err, errlen) ||
+        conf_set(cc, "statistics.interval.ms", "1000", "", err, errlen) ||
+        conf_set(pc, "enable.idempotence", "true", "", err, errlen) ||
+        conf_set(pc, "acks", "all", "", err, errlen) ||
+        conf_set(pc, "linger.ms", "5", "", err, errlen))
+        goto fail;
+    for (int i = 0; i < o->n_config; i++) {
+        const char *s = o->config[i], *eq = strchr(s, '=');
+        if (!eq || eq == s) {
+            eq_err(err, errlen, "kafka setting '%s': expected KEY=VALUE", s);
+            goto fail;
+        }
+        char key[256];
+        if ((size_t)(eq - s) >= sizeof key) {
+            eq_err(err, errlen, "kafka setting '%s': key too long", s);
+            goto fail;
+        }
+        memcpy(key, s, (size_t)(eq - s));
+        key[eq - s] = 0;
+        const char *val = eq + 1, *name = key;
+        bool to_c = true, to_p = true;
+        if (is_prefixed(key, "consumer.", &name))
+            to_p = false;
+        else if (is_prefixed(key, "producer.", &name))
+            to_c = false;
+        if (!*name) {
+            eq_err(err, errlen, "kafka setting '%s': empty key", s);
+            goto fail;
+        }
+        if (to_c && to_p) {
+            const char scope = prop_scope(name);
+            if (scope == 'C') to_p = false;
+            if (scope == 'P') to_c = false;
+        }
+        if (to_c && !strcmp(name, "enable.auto.offset.store")) {
+            user_offset_store = true;
+            if (strcmp(val, "false")) {
+                eq_err(err, errlen,
+                       "kafka setting '%s': must stay false: offsets are stored only after "
+                       "the output is delivered (at-least-once)",
+                       s);
+                goto fail;
+            }
+        }
+        char e2[512];
+        if (to_c && rd_kafka_conf_set(cc, name, val, e2, sizeof e2) != RD_KAFKA_CONF_OK) {
+            eq_err(err, errlen, "kafka setting '%s': %s", s, e2);
+            goto fail;
+        }
+        if (to_p && rd_kafka_conf_set(pc, name, val, e2, sizeof e2) != RD_KAFKA_CONF_OK) {
+            eq_err(err, errlen, "kafka setting '%s': %s", s, e2);
+            goto fail;
+        }
+    }
+    (void)user_offset_store;
+    if (conf_set(cc, "enable.auto.offset.store", "false", "", err, errlen)) goto fail;
+    rd_kafka_conf_set_opaque(cc, k);
+    rd_kafka_conf_set_opaque(pc, k);
+    rd_kafka_conf_set_rebalance_cb(cc, rebalance_cb);
+    rd_kafka_conf_set_error_cb(cc, error_cb);
+    rd_kafka_conf_set_stats_cb(cc, stats_cb);
+    rd_kafka_conf_set_log_cb(cc, log_cb);
+    rd_kafka_conf_set_dr_msg_cb(pc, dr_cb);
+    rd_kafka_conf_set_error_cb(pc, error_cb);
+    rd_kafka_conf_set_log_cb(pc, log_cb);
+
+    k->cons = rd_kafka_new(RD_KAFKA_CONSUMER, cc, e, sizeof e);
+    if (!k->cons) {
+        eq_err(err, errlen, "kafka consumer: %s", e);
+        goto fail;
+    }
+    cc = NULL; /* owned by the consumer now */
+    k->prod = rd_kafka_new(RD_KAFKA_PRODUCER, pc, e, sizeof e);
+    if (!k->prod) {
+        eq_err(err, errlen, "kafka producer: %s", e);
+        goto fail;
+    }
+    pc = NULL;
+    rd_kafka_poll_set_consumer(k->cons);
+    k->cq = rd_kafka_queue_get_consumer(k->cons);
+    k->pq = rd_kafka_queue_get_main(k->prod);
+    k->rkt_out = rd_kafka_topic_new(k->prod, k->out_topic, NULL);
+    k->rkt_dlq = rd_kafka_topic_new(k->prod, k->dlq_topic, NULL);
+    if (!k->cq || !k->pq || !k->rkt_out || !k->rkt_dlq) {
+        eq_err(err, errlen, "kafka: cannot get the queues or topic handles: %s",
+               rd_kafka_err2str(rd_kafka_last_error()));
+        goto fail;
+    }
+    if (make_pipe(k->cfd) != 0 || make_pipe(k->pfd) != 0) {
+        eq_err(err, errlen, "kafka: pipe: %s", strerror(errno));
+        goto fail;
+    }
+    rd_kafka_queue_io_event_enable(k->cq, k->cfd[1], "c", 1);
+    rd_kafka_queue_io_event_enable(k->pq, k->pfd[1], "p", 1);
+    int rc = uv_poll_init(loop, &k->cpoll, k->cfd[0]);
+    if (rc == 0) rc = uv_poll_init(loop, &k->ppoll, k->pfd[0]);
+    if (rc != 0) {
+        /* uv_poll_init only fails on a bad fd: nothing to close on the loop. */
+        eq_err(err, errlen, "kafka: uv_poll_init: %s", uv_strerror(rc));
+        goto fail;
+    }
+    uv_timer_init(loop, &k->timer);
+    uv_idle_init(loop, &k->idle);
+    k->cpoll.data = k->ppoll.data = k->timer.data = k->idle.data = k;
+    return k;
+
+fail:
+    if (cc) rd_kafka_conf_destroy(cc);
+    if (pc) rd_kafka_conf_destroy(pc);
+    if (k->cq) {
+        rd_kafka_queue_io_event_enable(k->cq, -1, NULL, 0);
+        rd_kafka_queue_destroy(k->cq);
+    }
+    if (k->pq) {
+        rd_kafka_queue_io_event_enable(k->pq, -1, NULL, 0);
+        rd_kafka_queue_destroy(k->pq);
+    }
+    if (k->rkt_out) rd_kafka_topic_destroy(k->rkt_out);
+    if (k->rkt_dlq) rd_kafka_topic_destroy(k->rkt_dlq);
+    if (k->cons) rd_kafka_destroy_flags(k->cons, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
+    if (k->prod) rd_kafka_destroy(k->prod);
+    for (int i = 0; i < 2; i++) {
+        if (k->cfd[i] >= 0) close(k->cfd[i]);
+        if (k->pfd[i] >= 0) close(k->pfd[i]);
+    }
+    free(k->in_topic);
+    free(k->out_topic);
+    free(k->dlq_topic);
+    free(k);
+    return NULL;
+}
+
+int kafka_start(kafka_broker *k, pipeline *p, char *err, size_t errlen)
+{
+    if (k->started) return eq_err(err, errlen, "kafka: already started");
+    k->pipe = p;
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(l, k->in_topic, RD_KAFKA_PARTITION_UA);
+    rd_kafka_resp_err_t e = rd_kafka_subscribe(k->cons, l);
+    rd_kafka_topic_partition_list_destroy(l);
+    if (e)
+        return eq_err(err, errlen, "kafka: subscribing to %s: %s", k->in_topic,
+                      rd_kafka_err2str(e));
+    uv_poll_start(&k->cpoll, UV_READABLE, poll_cb);
+    uv_poll_start(&k->ppoll, UV_READABLE, poll_cb);
+    uv_timer_start(&k->timer, timer_cb, (uint64_t)k->poll_interval_ms,
+                   (uint64_t)k->poll_interval_ms);
+    k->last_sweep_ms = uv_now(k->loop);
+    k->started = true;
+    /* Events queued before the pipes were watched wrote their byte already;
+     * serve them now. */
+    serve(k, true, true);
+    eq_log(EQ_LOG_INFO, "kafka: consuming %s in group as %s -> %s (dead letters: %s)", k->in_topic,
+           rd_kafka_name(k->cons), k->out_topic, k->dlq_topic);
+    return 0;
+}
+
+/* ---- status ------------------------------------------------------------------------ */
+
+bool kafka_ready(kafka_broker *k, char *why, size_t whylen)
+{
+    if (!k || k->closed) {
+        snprintf(why, whylen, "kafka: closed");
+        return false;
+    }
+    if (k->fatal[0]) {
+        snprintf(why, whylen, "kafka: fatal error: %s", k->fatal);
+        return false;
+    }
+    if (!k->started) {
+        snprintf(why, whylen, "kafka: not started");
+        return false;
+    }
+    if (!k->broker_up) {
+        snprintf(why, whylen, "kafka: no broker reachable");
+        return false;
+    }
+    if (k->cgrp_state[0] && strcmp(k->cgrp_state, "up") != 0) {
+        snprintf(why, whylen, "kafka: consumer group coordinator not available (state %s)",
+                 k->cgrp_state);
+        return false;
+    }
+    return true;
+}
+
+void kafka_lag(kafka_broker *k, void (*fn)(void *ctx, int32_t partition, int64_t lag), void *ctx)
+{
+    if (!k || k->closed) return;
+    rd_kafka_topic_partition_list_t *l = NULL;
+    for (int i = 0; i < k->n_parts; i++) {
+        if (!k->parts[i].assigned) continue;
+        if (!l) l = rd_kafka_topic_partition_list_new(8);
+        rd_kafka_topic_partition_list_add(l, k->in_topic, i);
+    }
+    if (!l) return;
+    rd_kafka_position(k->cons, l);
+    for (int i = 0; i < l->cnt; i++) {
+        const int32_t p = l->elems[i].partition;
+        const kpart *pt = &k->parts[p];
+        int64_t lo = -1, hi = -1;
+        if (rd_kafka_get_watermark_offsets(k->cons, k->in_topic, p, &lo, &hi) || hi < 0) continue;
+        int64_t base = pt->stored;
+        if (base < 0) base = kof_first(&pt->t);
+        if (base < 0 && !l->elems[i].err) base = l->elems[i].offset;
+        if (base < 0) continue;
+        fn(ctx, p, hi > base ? hi - base : 0);
+    }
+    rd_kafka_topic_partition_list_destroy(l);
+}
+
+void kafka_stats(const kafka_broker *k, kafka_counters *c)
+{
+    *c = k->c;
+}
+
+/* ---- shutdown ---------------------------------------------------------------------- */
+
+static int ms_left(uint64_t deadline, int floor_ms)
+{
+    uint64_t now = mono_ms();
+    int left = now < deadline ? (int)(deadline - now) : 0;
+    return left < floor_ms ? floor_ms : left;
+}
+
+/* Purges what the producer still holds and serves the purge reports (each
+ * finishes its record as not accepted), then whatever waited for room. */
+static void purge_producer(kafka_broker *k)
+{
+    rd_kafka_purge(k->prod, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+    for (int i = 0; i < 100 && rd_kafka_outq_len(k->prod) > 0; i++)
+        rd_kafka_poll(k->prod, 10);
+    rd_kafka_poll(k->prod, 0);
+    while (k->retry_head) {
+        krec *r = k->retry_head;
+        k->retry_head = r->retry_next;
+        finish(k, r->msg, false);
+    }
+    k->retry_tail = NULL;
+    k->n_retry = 0;
+}
+
+static void destroy_handles(kafka_broker *k, bool consumer_closed)
+{
+    if (k->stash) {
+        rd_kafka_message_destroy(k->stash);
+        k->stash = NULL;
+    }
+    rd_kafka_queue_io_event_enable(k->cq, -1, NULL, 0);
+    rd_kafka_queue_io_event_enable(k->pq, -1, NULL, 0);
+    rd_kafka_queue_destroy(k->cq);
+    rd_kafka_queue_destroy(k->pq);
+    rd_kafka_topic_destroy(k->rkt_out);
+    rd_kafka_topic_destroy(k->rkt_dlq);
+    k->cq = k->pq = NULL;
+    if (consumer_closed)
+        rd_kafka_destroy(k->cons);
+    else
+        rd_kafka_destroy_flags(k->cons, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
+    rd_kafka_destroy(k->prod);
+    k->cons = k->prod = NULL;
+}
+
+int kafka_close(kafka_broker *k, int timeout_ms, char *err, size_t errlen)
+{
+    const uint64_t deadline = mono_ms() + (uint64_t)(timeout_ms > 0 ? timeout_ms : 0);
+    char problems[512] = "";
+    size_t np = 0;
+#define PROBLEM(...)                                                                               \
+    do {                                                                                           \
+        if (np < sizeof problems)                                                                  \
+            np += (size_t)snprintf(problems + np, sizeof problems - np, "%s", np ? "; " : "");     \
+        if (np < sizeof problems)                                                                  \
+            np += (size_t)snprintf(problems + np, sizeof problems - np, __VA_ARGS__);              \
+    } while (0)
+
+    uv_poll_stop(&k->cpoll);
+    uv_poll_stop(&k->ppoll);
+    uv_timer_stop(&k->timer);
+    uv_idle_stop(&k->idle);
+    k->idle_on = false;
+    if (!k->intake_stopped) kafka_stop_intake(k);
+
+    /* 1. Publish what waited for room and wait for every delivery report. */
+    while (k->retry_head && mono_ms() < deadline) {
+        retry_pending(k);
+        rd_kafka_poll(k->prod, 50);
+    }
+    if (!k->retry_head) {
+        int left = ms_left(deadline, 0);
+        rd_kafka_flush(k->prod, left); /* serves the delivery reports */
+    }
+    flush_stores(k);
+    int undelivered = rd_kafka_outq_len(k->prod) + k->n_retry;
+    if (undelivered > 0) {
+        PROBLEM("%d records not delivered within the timeout (purged; their inputs are not "
+                "committed)",
+                undelivered);
+        purge_producer(k);
+    }
+    for (int i = 0; i < k->n_parts; i++)
+        if (k->parts[i].assigned && k->parts[i].t.n_failed > 0)
+            PROBLEM("partition %d: a delivery failed; committed only up to offset %" PRId64, i,
+                    k->parts[i].stored);
+
+    /* 2. Partitions with everything finished: store their positions. */
+    store_positions(k);
+
+    /* 3. Commit synchronously, bounded. */
+    rd_kafka_queue_t *q = rd_kafka_queue_new(k->cons);
+    rd_kafka_resp_err_t ce = rd_kafka_commit_queue(k->cons, NULL, q, NULL, NULL);
+    if (!ce) {
+        rd_kafka_event_t *ev = rd_kafka_queue_poll(q, ms_left(deadline, 2000));
+        if (!ev)
+            ce = RD_KAFKA_RESP_ERR__TIMED_OUT;
+        else {
+            ce = rd_kafka_event_error(ev);
+            if (!ce) {
+                /* Per-partition results. */
+                const rd_kafka_topic_partition_list_t *l = rd_kafka_event_topic_partition_list(ev);
+                for (int i = 0; l && i < l->cnt; i++)
+                    if (l->elems[i].err) {
+                        ce = l->elems[i].err;
+                        break;
+                    }
+            }
+            rd_kafka_event_destroy(ev);
+        }
+    }
+    if (ce && ce != RD_KAFKA_RESP_ERR__NO_OFFSET) PROBLEM("commit: %s", rd_kafka_err2str(ce));
+
+    /* 4. Leave the group (serving the final revoke), bounded. */
+    rd_kafka_error_t *xe = rd_kafka_consumer_close_queue(k->cons, q);
+    bool closed = false;
+    if (xe) {
+        PROBLEM("leaving the group: %s", rd_kafka_error_string(xe));
+        rd_kafka_error_destroy(xe);
+    } else {
+        const uint64_t close_deadline = mono_ms() + (uint64_t)ms_left(deadline, 3000);
+        /* The event API: records and errors still queued come back as events
+         * (dropped here; rd_kafka_queue_poll_callback would assert on them);
+         * the final revoke is handled like any other. */
+        while (!(closed = rd_kafka_consumer_closed(k->cons)) && mono_ms() < close_deadline) {
+            rd_kafka_event_t *ev = rd_kafka_queue_poll(q, 100);
+            if (!ev) continue;
+            if (rd_kafka_event_type(ev) == RD_KAFKA_EVENT_REBALANCE)
+                rebalance_cb(k->cons, rd_kafka_event_error(ev),
+                             rd_kafka_event_topic_partition_list(ev), k);
+            rd_kafka_event_destroy(ev);
+        }
+        if (!closed) PROBLEM("leaving the group timed out");
+    }
+    rd_kafka_queue_destroy(q);
+
+    /* 5. Destroy. */
+    destroy_handles(k, closed);
+    eq_log(EQ_LOG_INFO,
+           "kafka: closed: %" PRIu64 " records consumed, %" PRIu64 " delivered (%" PRIu64
+           " dead letters), %" PRIu64 " failed, %" PRIu64 " consumer errors%s%s",
+           k->c.consumed, k->c.delivered, k->c.dead_lettered, k->c.delivery_failed,
+           k->c.consumer_errors, np ? "; " : "", problems);
+    release(k);
+    if (np) return eq_err(err, errlen, "kafka: %s", problems);
+    return 0;
+#undef PROBLEM
+}
+
+void kafka_free(kafka_broker *k)
+{
+    if (!k || k->closed) return;
+    uv_poll_stop(&k->cpoll);
+    uv_poll_stop(&k->ppoll);
+    uv_timer_stop(&k->timer);
+    uv_idle_stop(&k->idle);
+    if (k->pipe) purge_producer(k);
+    destroy_handles(k, false);
+    release(k);
+}
+
+#else /* !EMBEDQ_HAVE_KAFKA: built without librdkafka */
+
+struct kafka_broker {
+    int unused;
+};
+
+kafka_broker *kafka_new(uv_loop_t *loop, const kafka_options *o, char *err, size_t errlen)
+{
+    (void)loop;
+    (void)o;
+    eq_err(err, errlen,
+           "this embedq was built without librdkafka: --source kafka is not available "
+           "(install librdkafka-dev and rebuild)");
+    return NULL;
+}
+
+pipe_broker kafka_pipe_broker(kafka_broker *k)
+{
+    pipe_broker b = {k, NULL, NULL, NULL};
+    return b;
+}
+
+int kafka_start(kafka_broker *k, pipeline *p, char *err, size_t errlen)
+{
+    (void)k;
+    (void)p;
+    return eq_err(err, errlen, "built without librdkafka");
+}
+
+void kafka_stop_intake(kafka_broker *k)
+{
+    (void)k;
+}
+
+int kafka_close(kafka_broker *k, int timeout_ms, char *err, size_t errlen)
+{
+    (void)k;
+    (void)timeout_ms;
+    (void)err;
+    (void)errlen;
+    return 0;
+}
+
+bool kafka_ready(kafka_broker *k, char *why, size_t whylen)
+{
+    (void)k;
+    snprintf(why, whylen, "built without librdkafka");
+    return false;
+}
+
+void kafka_lag(kafka_broker *k, void (*fn)(void *ctx, int32_t partition, int64_t lag), void *ctx)
+{
+    (void)k;
+    (void)fn;
+    (void)ctx;
+}
+
+void kafka_stats(const kafka_broker *k, kafka_counters *c)
+{
+    (void)k;
+    memset(c, 0, sizeof *c);
+}
+
+void kafka_free(kafka_broker *k)
+{
+    (void)k;
+}
+
+#endif
