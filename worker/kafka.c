@@ -268,13 +268,19 @@ static void record_failed(kafka_broker *k, pipe_msg *m, const char *why)
     krec *r = m->broker_data;
     kpart *pt = part_find(k, m->partition);
     const bool ours = pt && pt->assigned && pt->epoch == r->epoch;
+    const bool first = ours && pt->t.n_failed == 0;
     k->c.delivery_failed++;
     if (ours) kof_fail(&pt->t, m->offset);
-    eq_log(EQ_LOG_ERROR, "kafka: the %s of %s [%d] offset %" PRId64 " was not delivered: %s%s",
-           m->dead ? "dead letter" : "output", k->in_topic, (int)m->partition, m->offset, why,
-           ours ? "; the partition's offset stays before it until the partition is assigned "
-                  "again (then it is reprocessed)"
-                : " (partition no longer assigned here)");
+    if (first)
+        eq_log(EQ_LOG_ERROR,
+               "kafka: the %s of %s [%d] offset %" PRId64
+               " was not delivered: %s; partition %d commits nothing from there on until it "
+               "is assigned again (then it is reprocessed)",
+               m->dead ? "dead letter" : "output", k->in_topic, (int)m->partition, m->offset, why,
+               (int)m->partition);
+    else
+        eq_log(EQ_LOG_DEBUG, "kafka: the %s of %s [%d] offset %" PRId64 " was not delivered: %s",
+               m->dead ? "dead letter" : "output", k->in_topic, (int)m->partition, m->offset, why);
 }
 
 /* Hands a record to the pipeline. epoch: the partition's epoch when the
@@ -398,7 +404,7 @@ static rd_kafka_resp_err_t produce(kafka_broker *k, pipe_msg *m)
 static bool too_large(rd_kafka_resp_err_t e)
 {
     return e == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE ||
-           e == RD_KAFKA_RESP_ERR_RECORD_LIST_TOO_LARGE || e == RD_KAFKA_RESP_ERR_INVALID_RECORD;
+           e == RD_KAFKA_RESP_ERR_RECORD_LIST_TOO_LARGE;
 }
 
 /* An output the broker will not take because of its size becomes a dead
