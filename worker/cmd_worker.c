@@ -354,6 +354,14 @@ static void on_fatal(void *ctx, const char *message)
     finish_shutdown(w, 1);
 }
 
+static void on_broker_fatal(void *ctx, const char *message)
+{
+    worker *w = ctx;
+    eq_log(EQ_LOG_ERROR, "kafka: fatal error: %s; stopping", message);
+    broker_stop_intake(w);
+    finish_shutdown(w, 1);
+}
+
 /* ---- start-up ---------------------------------------------------------------- */
 
 static void load_work_cb(uv_work_t *req)
@@ -366,6 +374,46 @@ static void load_work_cb(uv_work_t *req)
     o.threads = w->c.threads;
     if (eq_open(w->c.model, &o, &w->engine, w->engine_err, sizeof w->engine_err) != 0)
         w->engine = NULL;
+}
+
+/* The broker, configured before the model loads so that a bad setting is
+ * reported at once; it starts consuming once the pipeline exists. */
+static int create_broker(worker *w, char *err, size_t errlen)
+{
+    if (!strcmp(w->c.source, "kafka")) {
+        kafka_options ko = {0};
+        ko.brokers = w->c.brokers;
+        ko.group = w->c.group;
+        ko.in_topic = w->c.in_topic;
+        ko.out_topic = w->c.out_topic;
+        ko.dlq_topic = w->c.dlq_topic;
+        ko.config = w->c.kafka_config.items;
+        ko.n_config = w->c.kafka_config.n;
+        ko.client_id = w->c.client_id;
+        ko.poll_interval_ms = 100;
+        ko.on_fatal = on_broker_fatal;
+        ko.ctx = w;
+        w->kafka = kafka_new(w->loop, &ko, err, errlen);
+        if (!w->kafka) return -1;
+    } else {
+        redis_options ro = {0};
+        ro.url = w->c.redis_url;
+        ro.in_stream = w->c.in_stream;
+        ro.group = w->c.group;
+        ro.consumer = w->c.consumer;
+        ro.out_stream = w->c.out_stream;
+        ro.dlq_stream = w->c.dlq_stream;
+        ro.read_count = w->c.redis_count;
+        ro.block_ms = w->c.redis_block_ms;
+        ro.claim_idle_ms = w->c.claim_idle_ms;
+        ro.claim_interval_ms = w->c.claim_interval_ms;
+        ro.max_deliveries = w->c.max_deliveries;
+        ro.out_maxlen = (long)w->c.out_maxlen;
+        ro.create_group = true;
+        w->redis = redis_new(w->loop, &ro, err, errlen);
+        if (!w->redis) return -1;
+    }
+    return 0;
 }
 
 static int start_pipeline(worker *w, char *err, size_t errlen)
@@ -394,40 +442,7 @@ static int start_pipeline(worker *w, char *err, size_t errlen)
     po.on_finish = on_finish;
     po.on_fatal = on_fatal;
 
-    pipe_broker pb;
-    if (!strcmp(w->c.source, "kafka")) {
-        kafka_options ko = {0};
-        ko.brokers = w->c.brokers;
-        ko.group = w->c.group;
-        ko.in_topic = w->c.in_topic;
-        ko.out_topic = w->c.out_topic;
-        ko.dlq_topic = w->c.dlq_topic;
-        ko.config = w->c.kafka_config.items;
-        ko.n_config = w->c.kafka_config.n;
-        ko.client_id = w->c.client_id;
-        ko.poll_interval_ms = 100;
-        w->kafka = kafka_new(w->loop, &ko, err, errlen);
-        if (!w->kafka) return -1;
-        pb = kafka_pipe_broker(w->kafka);
-    } else {
-        redis_options ro = {0};
-        ro.url = w->c.redis_url;
-        ro.in_stream = w->c.in_stream;
-        ro.group = w->c.group;
-        ro.consumer = w->c.consumer;
-        ro.out_stream = w->c.out_stream;
-        ro.dlq_stream = w->c.dlq_stream;
-        ro.read_count = w->c.redis_count;
-        ro.block_ms = w->c.redis_block_ms;
-        ro.claim_idle_ms = w->c.claim_idle_ms;
-        ro.claim_interval_ms = w->c.claim_interval_ms;
-        ro.max_deliveries = w->c.max_deliveries;
-        ro.out_maxlen = (long)w->c.out_maxlen;
-        ro.create_group = true;
-        w->redis = redis_new(w->loop, &ro, err, errlen);
-        if (!w->redis) return -1;
-        pb = redis_pipe_broker(w->redis);
-    }
+    pipe_broker pb = w->kafka ? kafka_pipe_broker(w->kafka) : redis_pipe_broker(w->redis);
     w->pipe = pipe_new(w->loop, &po, &pb, err, errlen);
     if (!w->pipe) return -1;
     if (w->kafka) return kafka_start(w->kafka, w->pipe, err, errlen);
@@ -512,7 +527,7 @@ int cmd_worker(int argc, char **argv)
     c->max_in_flight = 4096;
     c->tokenize_threads = 2;
     c->max_message_bytes = 1 << 20;
-    c->max_depth = 64;
+    c->max_depth = 32; /* msgpack-c readers stop at 32 levels (schemas/README.md) */
     c->metrics_addr = "0.0.0.0";
     c->metrics_port = 9090;
     c->drain_timeout_s = 30;
@@ -671,6 +686,18 @@ int cmd_worker(int argc, char **argv)
     http_route(w->http, "GET", "/metrics", h_metrics, w);
     eq_log(EQ_LOG_INFO, "http: /healthz /readyz /metrics on %s:%d", c->metrics_addr,
            http_port(w->http));
+
+    char err[EQ_ERRLEN];
+    if (create_broker(w, err, sizeof err) != 0) {
+        fprintf(stderr, "embedq worker: %s source: %s\n", c->source, err);
+        http_close(w->http, NULL, NULL);
+        w->http = NULL;
+        uv_walk(w->loop, close_walk_cb, NULL);
+        uv_run(w->loop, UV_RUN_DEFAULT);
+        uv_loop_close(w->loop);
+        metrics_registry_free(w->reg);
+        return 2;
+    }
 
     w->load_req.data = w;
     uv_queue_work(w->loop, &w->load_req, load_work_cb, load_done_cb);

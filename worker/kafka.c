@@ -122,6 +122,7 @@ struct kafka_broker {
     bool broker_up;
     char cgrp_state[32];
     char fatal[512];
+    bool fatal_pending; /* on_fatal not called yet (see report_fatal)    */
     void (*on_fatal)(void *ctx, const char *message);
     void *ctx;
     kafka_counters c;
@@ -360,12 +361,12 @@ static rd_kafka_resp_err_t produce(kafka_broker *k, pipe_msg *m)
         if (!r->dlq_hdrs) {
             char num[32];
             if (!r->hdrs) r->hdrs = rd_kafka_headers_new(4);
-            add_header(r->hdrs, "embedq.error", m->reason);
-            add_header(r->hdrs, "embedq.source.topic", k->in_topic);
+            add_header(r->hdrs, MSG_DLQ_KAFKA_ERROR, m->reason);
+            add_header(r->hdrs, MSG_DLQ_KAFKA_TOPIC, k->in_topic);
             snprintf(num, sizeof num, "%d", (int)m->partition);
-            add_header(r->hdrs, "embedq.source.partition", num);
+            add_header(r->hdrs, MSG_DLQ_KAFKA_PARTITION, num);
             snprintf(num, sizeof num, "%" PRId64, m->offset);
-            add_header(r->hdrs, "embedq.source.offset", num);
+            add_header(r->hdrs, MSG_DLQ_KAFKA_OFFSET, num);
             r->dlq_hdrs = true;
         }
         vu[n].u.mem.ptr = r->null_value ? NULL : m->data;
@@ -525,7 +526,7 @@ static void set_fatal(kafka_broker *k, rd_kafka_t *rk, const char *reason)
     snprintf(k->fatal, sizeof k->fatal, "%s %s: %s", rk == k->prod ? "producer" : "consumer",
              orig ? rd_kafka_err2name(orig) : "fatal", orig ? buf : reason);
     eq_log(EQ_LOG_ERROR, "kafka: fatal error: %s", k->fatal);
-    if (k->on_fatal) k->on_fatal(k->ctx, k->fatal);
+    k->fatal_pending = true; /* reported outside librdkafka's poll */
 }
 
 static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
@@ -612,8 +613,17 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
             e = rd_kafka_incremental_assign(rk, parts);
         else
             rd_kafka_assign(rk, parts);
-        /* Backpressure and draining outlive rebalances. */
-        if (k->hard_paused && parts->cnt) rd_kafka_pause_partitions(rk, parts);
+        /* Backpressure and draining outlive rebalances. librdkafka keeps an
+         * application pause on a partition across unassign/assign (2.0.2),
+         * so a partition paused here before, revoked, and assigned again
+         * after a resume would stay paused for good: set its state
+         * explicitly either way. */
+        if (parts->cnt) {
+            if (k->hard_paused)
+                rd_kafka_pause_partitions(rk, parts);
+            else
+                rd_kafka_resume_partitions(rk, parts);
+        }
         eq_log(EQ_LOG_INFO, "kafka: assigned %s [%s]%s", k->in_topic, names,
                k->intake_stopped ? " (draining: paused)"
                : k->hard_paused  ? " (paused)"
@@ -711,6 +721,15 @@ static bool serve_producer(kafka_broker *k)
 
 static void idle_cb(uv_idle_t *h);
 
+/* Calls on_fatal, once, as the last thing a libuv callback of ours does:
+ * never from inside a librdkafka poll, since the callee may well close k. */
+static void report_fatal(kafka_broker *k)
+{
+    if (!k->fatal_pending || k->closed) return;
+    k->fatal_pending = false;
+    if (k->on_fatal) k->on_fatal(k->ctx, k->fatal);
+}
+
 static void serve(kafka_broker *k, bool consumer, bool producer)
 {
     if (k->closed) return;
@@ -732,6 +751,7 @@ static void idle_cb(uv_idle_t *h)
         uv_idle_stop(&k->idle);
         k->idle_on = false;
     }
+    report_fatal(k);
 }
 
 static void poll_cb(uv_poll_t *h, int status, int events)
@@ -742,6 +762,7 @@ static void poll_cb(uv_poll_t *h, int status, int events)
     const bool consumer = h == &k->cpoll;
     drain_fd(consumer ? k->cfd[0] : k->pfd[0]);
     serve(k, consumer, !consumer);
+    report_fatal(k);
 }
 
 static void hard_pause(kafka_broker *k);
@@ -752,10 +773,11 @@ static void timer_cb(uv_timer_t *h)
     uint64_t now = uv_now(k->loop);
     if (k->paused && !k->hard_paused && now - k->paused_at_ms >= HARD_PAUSE_MS) hard_pause(k);
     serve(k, true, true);
-    if (now - k->last_sweep_ms >= SWEEP_MS) {
+    if (now - k->last_sweep_ms >= SWEEP_MS && !k->closed) {
         k->last_sweep_ms = now;
         store_positions(k);
     }
+    report_fatal(k);
 }
 
 /* ---- backpressure --------------------------------------------------------------- */

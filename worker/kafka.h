@@ -61,10 +61,11 @@ typedef struct {
     int n_config;
     const char *client_id; /* client.id (default "embedq")                */
     int poll_interval_ms;  /* fallback poll timer, default 100            */
-    /* Optional: called once (loop thread) when librdkafka reports a fatal
-     * error (e.g. the idempotent producer was fenced): nothing more can be
-     * produced or committed; the worker should stop. kafka_ready() is false
-     * from then on. */
+    /* Optional: called once (loop thread, from one of k's libuv callbacks,
+     * never inside librdkafka: it may call kafka_close) when librdkafka
+     * reports a fatal error (e.g. the idempotent producer was fenced):
+     * nothing more can be produced or committed; the worker should stop.
+     * kafka_ready() is false from then on. */
     void (*on_fatal)(void *ctx, const char *message);
     void *ctx;
 } kafka_options;

@@ -1549,6 +1549,8 @@ int msg_decode(const void *bufv, size_t len, const msg_limits *lim, msg_input *o
     /* First byte below 0x80: JSON text (a msgpack message starting there
      * would be a positive fixint, never a map). */
     if (buf[0] < 0x80) return decode_json(buf, len, &L, out, err);
+    if (len >= 3 && !memcmp(buf, "\xef\xbb\xbf", 3)) /* would read as msgpack -17 */
+        return msg_error_set(err, MSG_E_MALFORMED_JSON, "byte order mark at byte 0 (not allowed)");
     return decode_msgpack(buf, len, &L, out, err);
 }
 

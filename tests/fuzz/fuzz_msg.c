@@ -9,8 +9,9 @@
  *     with a printable detail; a success has a non-empty id and text,
  *     NUL-terminated, dimensions 0 or in range, and decodes the same twice;
  *   - an encoder succeeds whenever the decode was told that format;
- *   - oracles: msgpack-c parses the msgpack output completely, cJSON the
- *     JSON and qdrant outputs, and the float32 values read back exactly;
+ *   - oracles: msgpack-c parses the msgpack output completely (when it
+ *     nests at most 32 levels, msgpack-c's own limit), cJSON the JSON and
+ *     qdrant outputs, and the float32 values read back exactly;
  *   - msg_decode reads every output back as well-formed (it stops at the
  *     missing text: missing_text or, for qdrant's deeper meta, too_deep).
  * A violation aborts (a finding).
@@ -100,7 +101,10 @@ static void check_json_floats(const cJSON *arr, const float *v, int d)
     }
 }
 
-static void encode_all(const msg_input *in, msg_format told)
+/* told: the out_format the decode checked meta against. shallow: the
+ * message nests at most 32 levels, the most msgpack-c's unpacker takes
+ * (MSGPACK_EMBED_STACK_SIZE); the output nests exactly as deep. */
+static void encode_all(const msg_input *in, msg_format told, bool shallow)
 {
     static const float tricky[8] = {0.0f,           -0.0f, 1.0f,   1.40129846e-45f,
                                     3.40282347e38f, 0.1f,  -1e-7f, 16777217.0f};
@@ -117,8 +121,12 @@ static void encode_all(const msg_input *in, msg_format told)
         msgpack_unpacked u;
         msgpack_unpacked_init(&u);
         size_t off = 0;
-        FZ_ASSERT(msgpack_unpack_next(&u, (const char *)b.data, b.len, &off) ==
-                  MSGPACK_UNPACK_SUCCESS);
+        if (msgpack_unpack_next(&u, (const char *)b.data, b.len, &off) != MSGPACK_UNPACK_SUCCESS) {
+            FZ_ASSERT(!shallow);
+            msgpack_unpacked_destroy(&u);
+            msg_buf_free(&b);
+            goto json;
+        }
         FZ_ASSERT(off == b.len && u.data.type == MSGPACK_OBJECT_MAP);
         FZ_ASSERT(u.data.via.map.size == (in->meta ? 7u : 6u));
         const msgpack_object *em = &u.data.via.map.ptr[3].val;
@@ -134,6 +142,7 @@ static void encode_all(const msg_input *in, msg_format told)
     }
     msg_buf_free(&b);
 
+json:
     for (int q = 0; q < 2; q++) {
         rc = q ? msg_encode_qdrant(in, "coll", "model", v, d, 3, false, &b, &e)
                : msg_encode_json(in, "model", v, d, 3, false, &b, &e);
@@ -174,7 +183,12 @@ static void decode_as(const uint8_t *data, size_t size, msg_format fmt)
     check_input(&in);
     FZ_ASSERT(msg_decode(data, size, &l, &again, &e) == 0 && same_input(&in, &again));
     msg_input_free(&again);
-    encode_all(&in, fmt);
+    msg_limits l32 = l;
+    l32.max_depth = 32;
+    msg_input shallow;
+    bool sh = msg_decode(data, size, &l32, &shallow, &e) == 0;
+    if (sh) msg_input_free(&shallow);
+    encode_all(&in, fmt, sh);
     msg_input_free(&in);
 }
 
@@ -207,7 +221,7 @@ static void decode_fields(const uint8_t *data, size_t size)
         return;
     }
     check_input(&in);
-    encode_all(&in, MSG_FMT_MSGPACK);
+    encode_all(&in, MSG_FMT_MSGPACK, in.meta == NULL);
     msg_input_free(&in);
 }
 

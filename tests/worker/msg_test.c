@@ -275,6 +275,8 @@ static void bad_malformed_json(void)
     EXPECT_S("{\"id\":\"a\",\"text\":\"b\",\"k\xc3\":1}", MSG_E_MALFORMED_JSON, "invalid UTF-8");
     EXPECT_S("{\"id\":\"a\",\"text\":\"b\",\"meta\":\"\\udc00\"}", MSG_E_MALFORMED_JSON,
              "unpaired surrogate");
+    /* A UTF-8 byte order mark is not JSON (and not msgpack either). */
+    EXPECT_S("\xef\xbb\xbf{\"id\":\"a\",\"text\":\"b\"}", MSG_E_MALFORMED_JSON, "byte order mark");
     /* NUL bytes are not whitespace. */
     const char nul[] = "{\"id\":\"a\",\"text\":\"b\"}\0";
     EXPECT(nul, sizeof nul - 1, MSG_E_MALFORMED_JSON, "trailing bytes");

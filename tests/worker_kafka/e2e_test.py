@@ -247,7 +247,7 @@ def group_offsets(bootstrap, group):
 
 
 class Worker:
-    def __init__(self, ctx, name, echo_delay_ms=5, extra_config=()):
+    def __init__(self, ctx, name, echo_delay_ms=5, extra_config=(), max_in_flight=None):
         self.ctx, self.name = ctx, name
         a = ctx.args
         cfg = []
@@ -256,13 +256,15 @@ class Worker:
         if a.mode == "echo":
             cmd = [a.driver, "--brokers", ctx.mock.bootstrap, "--group", ctx.group,
                    "--in-topic", IN, "--out-topic", OUT, "--dlq-topic", DLQ,
-                   "--max-in-flight", "256", "--delay-ms", str(echo_delay_ms), *cfg]
+                   "--max-in-flight", str(max_in_flight or 256), "--delay-ms", str(echo_delay_ms),
+                   *cfg]
         else:
             cmd = [a.embedq, "worker", "--source", "kafka", "--brokers", ctx.mock.bootstrap,
                    "--group", ctx.group, "--in-topic", IN, "--out-topic", OUT,
                    "--dlq-topic", DLQ, "--model", ctx.model, "--device", "cpu",
                    "--threads", "1", "--tokenize-threads", "1", "--output-format", "json",
-                   "--max-in-flight", "512", "--batch-tokens", "4096", "--max-wait-ms", "5",
+                   "--max-in-flight", str(max_in_flight or 512), "--batch-tokens", "4096",
+                   "--max-wait-ms", "5",
                    "--metrics-addr", "127.0.0.1", "--metrics-port", "0",
                    "--drain-timeout", "30", "--client-id", name, *cfg]
         self.log_path = os.path.join(a.work, name + ".log")
@@ -578,7 +580,10 @@ def scenario_kill_restart(ctx, n):
 def scenario_broker_down(ctx, n):
     inputs = Inputs(n, 1000, 3)
     feeder = feed(ctx.mock.bootstrap, inputs, 0, n, seconds=10, wait=False)
-    a = ctx.worker("a")
+    # A small in-flight bound: while the broker is down no delivery report
+    # comes, so the worker fills up and pauses (hard, after 1 s) before the
+    # group drops it; its partitions come back after the outage.
+    a = ctx.worker("a", max_in_flight=64)
     ctx.wait_outputs(n // 5, 60, "a fifth of the outputs")
     if ctx.args.mode == "worker":
         wait_until(lambda: a.get("/readyz")[0] == 200, 10, "/readyz 200")
@@ -701,6 +706,31 @@ def scenario_delivery_failure(ctx, n):
     ctx.finish(inputs)
 
 
+def scenario_fatal_producer(ctx, n):
+    """The idempotent producer hits a fatal error (OUT_OF_ORDER_SEQUENCE_NUMBER):
+    nothing more is committed, readiness says so, the worker exits non-zero
+    (by itself through on_fatal, or on SIGTERM); the next one reprocesses."""
+    n = min(n, 3000)
+    inputs = Inputs(n, 0, 9)
+    feed(ctx.mock.bootstrap, inputs, 0, n)
+    check(ctx.mock.cmd("error 0 1 45").startswith("ok"), "next Produce request: error 45")
+    a = ctx.worker("a")
+    wait_until(lambda: "fatal error" in a.log_text(), 60, "the fatal error")
+    if ctx.args.mode == "worker":
+        wait_until(lambda: not a.alive() or a.get("/readyz")[0] == 503, 10,
+                   "/readyz 503 (or an exit) after the fatal error")
+    else:
+        wait_until(lambda: not a.alive(), 30, "the driver to stop by itself (on_fatal)")
+    if a.alive():
+        a.sigterm()
+    rc = a.wait(60)
+    check(rc not in (0, None), "a fatal producer error: exit %s (non-zero)" % rc)
+    ctx.check_at_least_once(inputs, "after the fatal error")
+    ctx.worker("b")
+    ctx.wait_all(inputs)
+    ctx.finish(inputs)
+
+
 def scenario_bad_config(ctx, n):
     """A bad librdkafka setting stops the start with a message naming it."""
     cases = [("no.such.property=1", "no.such.property"),
@@ -727,6 +757,7 @@ SCENARIOS = {
     "bad_config": scenario_bad_config,
     "output_too_large": scenario_output_too_large,
     "delivery_failure": scenario_delivery_failure,
+    "fatal_producer": scenario_fatal_producer,
 }
 
 

@@ -198,15 +198,26 @@ static void drain_cb(uv_timer_t *t)
     }
 }
 
-static void signal_cb(uv_signal_t *s, int signum)
+static void start_drain(driver *d)
 {
-    (void)signum;
-    driver *d = s->data;
     if (d->draining) return;
     d->draining = true;
     d->drain_start = uv_now(d->loop);
     kafka_stop_intake(d->k);
     uv_timer_start(&d->drain, drain_cb, 0, 10);
+}
+
+static void signal_cb(uv_signal_t *s, int signum)
+{
+    (void)signum;
+    start_drain(s->data);
+}
+
+/* kafka_options.on_fatal: drain and exit (3: kafka_close fails). */
+static void on_fatal(void *ctx, const char *message)
+{
+    fprintf(stderr, "kafka_echo_driver: fatal: %s; draining\n", message);
+    start_drain(ctx);
 }
 
 static void lag_cb(void *ctx, int32_t partition, int64_t lag)
@@ -274,6 +285,8 @@ int main(int argc, char **argv)
     o.config = config;
     o.n_config = n_config;
     o.client_id = "embedq-echo";
+    o.on_fatal = on_fatal;
+    o.ctx = d;
     srand((unsigned)uv_hrtime());
 
     d->loop = uv_default_loop();
