@@ -16,6 +16,7 @@
  */
 #include <cuda_bf16.h>
 
+#include "bf16_vec.cuh"
 #include "kernels.h"
 
 namespace
@@ -23,34 +24,6 @@ namespace
 
 constexpr int kMaxThreads = 256;
 constexpr int kMaxChunksPerThread = 8;
-
-__device__ __forceinline__ void bf16x8_to_f32(const uint4 v, float *f)
-{
-    f[0] = __uint_as_float(v.x << 16);
-    f[1] = __uint_as_float(v.x & 0xffff0000u);
-    f[2] = __uint_as_float(v.y << 16);
-    f[3] = __uint_as_float(v.y & 0xffff0000u);
-    f[4] = __uint_as_float(v.z << 16);
-    f[5] = __uint_as_float(v.z & 0xffff0000u);
-    f[6] = __uint_as_float(v.w << 16);
-    f[7] = __uint_as_float(v.w & 0xffff0000u);
-}
-
-/* Round-to-nearest-even pack of 8 floats into 8 bf16 (cvt.rn.bf16x2.f32). */
-__device__ __forceinline__ uint4 f32_to_bf16x8(const float *f)
-{
-    uint4 r;
-    __nv_bfloat162 h;
-    h = __floats2bfloat162_rn(f[0], f[1]);
-    r.x = *reinterpret_cast<unsigned *>(&h);
-    h = __floats2bfloat162_rn(f[2], f[3]);
-    r.y = *reinterpret_cast<unsigned *>(&h);
-    h = __floats2bfloat162_rn(f[4], f[5]);
-    r.z = *reinterpret_cast<unsigned *>(&h);
-    h = __floats2bfloat162_rn(f[6], f[7]);
-    r.w = *reinterpret_cast<unsigned *>(&h);
-    return r;
-}
 
 /* Sum over the block, returned to every thread. blockDim.x % 32 == 0. */
 __device__ __forceinline__ float block_sum(float v, float *red /* [32] */)

@@ -22,6 +22,7 @@
 #include <math.h>
 #include <stdint.h>
 
+#include "bf16_vec.cuh"
 #include "kernels.h"
 
 namespace
@@ -83,12 +84,6 @@ __device__ __forceinline__ void mma16816(float (&c)[4], const uint32_t (&a)[4], 
                  "{%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
                  : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
                  : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-}
-
-__device__ __forceinline__ uint32_t pack_bf16x2(float lo, float hi)
-{
-    __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi); /* .x = lo: the lower address */
-    return *reinterpret_cast<uint32_t *>(&v);
 }
 
 /* Copies rows [0, 64) x D of a tile whose row r starts at src + r*ld; rows

@@ -20,31 +20,13 @@
  */
 #include <cuda_bf16.h>
 
+#include "bf16_vec.cuh"
 #include "kernels.h"
 
 namespace
 {
 
 constexpr int kThreads = 256;
-
-__device__ __forceinline__ void bf16x8_to_f32(const uint4 v, float *f)
-{
-    f[0] = __uint_as_float(v.x << 16);
-    f[1] = __uint_as_float(v.x & 0xffff0000u);
-    f[2] = __uint_as_float(v.y << 16);
-    f[3] = __uint_as_float(v.y & 0xffff0000u);
-    f[4] = __uint_as_float(v.z << 16);
-    f[5] = __uint_as_float(v.z & 0xffff0000u);
-    f[6] = __uint_as_float(v.w << 16);
-    f[7] = __uint_as_float(v.w & 0xffff0000u);
-}
-
-__device__ __forceinline__ void load_f32x8(const float4 *p, float *f)
-{
-    const float4 a = __ldg(p), b = __ldg(p + 1);
-    f[0] = a.x, f[1] = a.y, f[2] = a.z, f[3] = a.w;
-    f[4] = b.x, f[5] = b.y, f[6] = b.z, f[7] = b.w;
-}
 
 /* Sum over the block (kThreads threads), returned to every thread. red[]
  * may be reused right after: the leading barrier orders it. */

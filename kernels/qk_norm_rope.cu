@@ -23,43 +23,13 @@
  */
 #include <cuda_bf16.h>
 
+#include "bf16_vec.cuh"
 #include "kernels.h"
 
 namespace
 {
 
 constexpr int kMaxThreads = 512;
-
-__device__ __forceinline__ void bf16x8_to_f32(const uint4 v, float *f)
-{
-    f[0] = __uint_as_float(v.x << 16);
-    f[1] = __uint_as_float(v.x & 0xffff0000u);
-    f[2] = __uint_as_float(v.y << 16);
-    f[3] = __uint_as_float(v.y & 0xffff0000u);
-    f[4] = __uint_as_float(v.z << 16);
-    f[5] = __uint_as_float(v.z & 0xffff0000u);
-    f[6] = __uint_as_float(v.w << 16);
-    f[7] = __uint_as_float(v.w & 0xffff0000u);
-}
-
-__device__ __forceinline__ unsigned pack_bf16x2(float lo, float hi)
-{
-    __nv_bfloat162 h = __floats2bfloat162_rn(lo, hi); /* round to nearest even */
-    return *reinterpret_cast<unsigned *>(&h);
-}
-
-__device__ __forceinline__ uint4 f32_to_bf16x8(const float *f)
-{
-    return make_uint4(pack_bf16x2(f[0], f[1]), pack_bf16x2(f[2], f[3]), pack_bf16x2(f[4], f[5]),
-                      pack_bf16x2(f[6], f[7]));
-}
-
-__device__ __forceinline__ void load_f32x8(const float4 *p, float *f)
-{
-    const float4 a = __ldg(p), b = __ldg(p + 1);
-    f[0] = a.x, f[1] = a.y, f[2] = a.z, f[3] = a.w;
-    f[4] = b.x, f[5] = b.y, f[6] = b.z, f[7] = b.w;
-}
 
 /* qkv viewed as 16-byte chunks (8 bf16); ld_chunks = row length / 8.
  * Tokens [blockIdx.x * tok_per_block, + tok_per_block). */

@@ -13,30 +13,13 @@
  */
 #include <cuda_bf16.h>
 
+#include "bf16_vec.cuh"
 #include "kernels.h"
 
 namespace
 {
 
 constexpr int kThreads = 256;
-
-__device__ __forceinline__ void bf16x8_to_f32(const uint4 v, float *f)
-{
-    f[0] = __uint_as_float(v.x << 16);
-    f[1] = __uint_as_float(v.x & 0xffff0000u);
-    f[2] = __uint_as_float(v.y << 16);
-    f[3] = __uint_as_float(v.y & 0xffff0000u);
-    f[4] = __uint_as_float(v.z << 16);
-    f[5] = __uint_as_float(v.z & 0xffff0000u);
-    f[6] = __uint_as_float(v.w << 16);
-    f[7] = __uint_as_float(v.w & 0xffff0000u);
-}
-
-__device__ __forceinline__ unsigned pack_bf16x2(float lo, float hi)
-{
-    __nv_bfloat162 h = __floats2bfloat162_rn(lo, hi); /* round to nearest even */
-    return *reinterpret_cast<unsigned *>(&h);
-}
 
 /* Idx: uint32_t when the chunk count fits (cheaper division), else uint64_t. */
 template <typename Idx>
