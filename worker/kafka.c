@@ -67,6 +67,7 @@
 #define SERVE_BUDGET  64   /* producer rd_kafka_poll calls per wake-up    */
 #define SWEEP_MS      1000 /* how often idle partitions store positions  */
 #define HARD_PAUSE_MS 1000 /* soft pause this long -> pause in librdkafka */
+#define SETTLE_MS     5000 /* no pause/resume this soon after an assignment */
 
 /* One assigned (or once assigned) partition of in_topic. */
 typedef struct {
@@ -76,6 +77,8 @@ typedef struct {
     bool seen;       /* a record was consumed in this epoch               */
     bool dropped;    /* a record was dropped (intake stopped) this epoch  */
     bool dirty;      /* `pending` waits for rd_kafka_offsets_store        */
+    bool app_paused; /* paused in librdkafka by us (as last told)         */
+    uint64_t assigned_ms; /* loop time of the assignment                  */
     int64_t pending; /* offset to store                                   */
     int64_t stored;  /* last offset stored this epoch, -1 none            */
 } kpart;
@@ -600,6 +603,14 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     flush_stores(k); /* what was delivered is stored before anything moves */
     rd_kafka_error_t *e = NULL;
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+        const uint64_t now = uv_now(k->loop);
+        /* Backpressure and draining outlive rebalances: while hard-paused,
+         * new partitions are paused BEFORE they are assigned, so the pause
+         * is queued ahead of the fetcher's start (see reconcile_pause).
+         * Partitions never come in paused otherwise: revocation resumes
+         * what we paused (librdkafka keeps an application pause across
+         * unassign/assign). */
+        if (parts->cnt && k->hard_paused) rd_kafka_pause_partitions(rk, parts);
         for (int i = 0; i < parts->cnt; i++) {
             kpart *pt = part_get(k, parts->elems[i].partition);
             if (!pt) continue;
@@ -608,22 +619,15 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
             pt->assigned = true;
             pt->seen = pt->dropped = false;
             pt->stored = -1;
+            pt->assigned_ms = now;
+            /* A failed pause (no such partition object yet) is redone by
+             * reconcile_pause once the assignment has settled. */
+            pt->app_paused = k->hard_paused && !parts->elems[i].err;
         }
         if (coop)
             e = rd_kafka_incremental_assign(rk, parts);
         else
             rd_kafka_assign(rk, parts);
-        /* Backpressure and draining outlive rebalances. librdkafka keeps an
-         * application pause on a partition across unassign/assign (2.0.2),
-         * so a partition paused here before, revoked, and assigned again
-         * after a resume would stay paused for good: set its state
-         * explicitly either way. */
-        if (parts->cnt) {
-            if (k->hard_paused)
-                rd_kafka_pause_partitions(rk, parts);
-            else
-                rd_kafka_resume_partitions(rk, parts);
-        }
         eq_log(EQ_LOG_INFO, "kafka: assigned %s [%s]%s", k->in_topic, names,
                k->intake_stopped ? " (draining: paused)"
                : k->hard_paused  ? " (paused)"
@@ -631,6 +635,21 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     } else {
         const bool lost = rd_kafka_assignment_lost(rk);
         int in_flight = 0;
+        /* Clear our pause on the partitions leaving (their fetchers are
+         * running or stopping, none is starting), so they come back
+         * unpaused whenever they are assigned again. */
+        rd_kafka_topic_partition_list_t *unpause = NULL;
+        for (int i = 0; i < parts->cnt; i++) {
+            kpart *pt = part_find(k, parts->elems[i].partition);
+            if (!pt || !pt->app_paused) continue;
+            if (!unpause) unpause = rd_kafka_topic_partition_list_new(parts->cnt);
+            rd_kafka_topic_partition_list_add(unpause, k->in_topic, parts->elems[i].partition);
+            pt->app_paused = false;
+        }
+        if (unpause) {
+            rd_kafka_resume_partitions(rk, unpause);
+            rd_kafka_topic_partition_list_destroy(unpause);
+        }
         for (int i = 0; i < parts->cnt; i++) {
             kpart *pt = part_find(k, parts->elems[i].partition);
             if (!pt) continue;
@@ -766,12 +785,14 @@ static void poll_cb(uv_poll_t *h, int status, int events)
 }
 
 static void hard_pause(kafka_broker *k);
+static void reconcile_pause(kafka_broker *k);
 
 static void timer_cb(uv_timer_t *h)
 {
     kafka_broker *k = h->data;
     uint64_t now = uv_now(k->loop);
     if (k->paused && !k->hard_paused && now - k->paused_at_ms >= HARD_PAUSE_MS) hard_pause(k);
+    if (!k->closed) reconcile_pause(k);
     serve(k, true, true);
     if (now - k->last_sweep_ms >= SWEEP_MS && !k->closed) {
         k->last_sweep_ms = now;
@@ -782,24 +803,48 @@ static void timer_cb(uv_timer_t *h)
 
 /* ---- backpressure --------------------------------------------------------------- */
 
-static void pause_all(kafka_broker *k, bool pause)
+/* Brings librdkafka's pause state of the assigned partitions to what we
+ * want (k->hard_paused), leaving alone partitions assigned less than
+ * SETTLE_MS ago: the timer comes back for them.
+ *
+ * Why the wait: in librdkafka (2.0.2 and later) every pause/resume and the
+ * fetcher's start after an assignment each take a version barrier and are
+ * queued to the partition separately; when a pause/resume is issued while
+ * the fetcher is being started, one of the two can be discarded as
+ * outdated, leaving the partition paused, or never started, for good (the
+ * worker then sits on its assignment and consumes nothing; see
+ * docs/kafka.md "Pausing partitions"). The fetcher starts as soon as the
+ * group coordinator has answered the committed-offset query, normally
+ * within milliseconds of the assignment. */
+static void reconcile_pause(kafka_broker *k)
 {
-    rd_kafka_topic_partition_list_t *a = NULL;
-    if (rd_kafka_assignment(k->cons, &a) != RD_KAFKA_RESP_ERR_NO_ERROR || !a) return;
-    if (a->cnt) {
-        if (pause)
-            rd_kafka_pause_partitions(k->cons, a);
-        else
-            rd_kafka_resume_partitions(k->cons, a);
+    const bool want = k->hard_paused;
+    const uint64_t now = uv_now(k->loop);
+    rd_kafka_topic_partition_list_t *l = NULL;
+    for (int i = 0; i < k->n_parts; i++) {
+        kpart *pt = &k->parts[i];
+        if (!pt->assigned || pt->app_paused == want || now - pt->assigned_ms < SETTLE_MS)
+            continue;
+        if (!l) l = rd_kafka_topic_partition_list_new(8);
+        rd_kafka_topic_partition_list_add(l, k->in_topic, i);
     }
-    rd_kafka_topic_partition_list_destroy(a);
+    if (!l) return;
+    if (want)
+        rd_kafka_pause_partitions(k->cons, l);
+    else
+        rd_kafka_resume_partitions(k->cons, l);
+    for (int i = 0; i < l->cnt; i++) {
+        kpart *pt = part_find(k, l->elems[i].partition);
+        if (pt && !l->elems[i].err) pt->app_paused = want;
+    }
+    rd_kafka_topic_partition_list_destroy(l);
 }
 
 static void hard_pause(kafka_broker *k)
 {
     if (k->hard_paused) return;
     k->hard_paused = true;
-    pause_all(k, true);
+    reconcile_pause(k);
 }
 
 /* pipe_broker.pause: a soft pause (see the top of this file). */
@@ -819,7 +864,7 @@ static void k_resume(void *self)
     if (k->intake_stopped) return;
     if (k->hard_paused) {
         k->hard_paused = false;
-        pause_all(k, false);
+        reconcile_pause(k);
     }
     /* Take the stash and what waits behind it on the next loop iteration
      * (resume runs inside a delivery report: not from here). */
@@ -848,7 +893,7 @@ void kafka_stop_intake(kafka_broker *k)
     }
     if (!k->hard_paused) {
         k->hard_paused = true;
-        pause_all(k, true);
+        reconcile_pause(k);
     }
 }
 

@@ -782,15 +782,6 @@ def main():
     elif not args.driver or not os.access(args.driver, os.X_OK):
         print("SKIP: no kafka_echo_driver")
         return 77
-    # KNOWN BUG (open, issue 4): in the slow ASan+UBSan build the real worker
-    # got its partitions back after the outage but produced nothing more in
-    # 90 s (2 of 2 CI runs, 2026-11-24); it passes in the Release build. Until
-    # it is found, this one scenario is skipped under the sanitizers only.
-    if (args.mode == "worker" and args.scenario == "broker_down"
-            and os.environ.get("EMBEDQ_SANITIZED") == "1"):
-        print("SKIP: worker broker_down under sanitizers: known open bug (docs/kafka.md)")
-        return 77
-
     shutil.rmtree(args.work, ignore_errors=True)
     os.makedirs(args.work)
     ctx = None
@@ -803,6 +794,11 @@ def main():
             for w in ctx.workers:
                 log("---- %s log (tail) ----" % w.name)
                 print(w.log_text()[-3000:])
+                if args.mode == "worker" and w.alive():
+                    code, text = w.get("/metrics")
+                    log("---- %s /metrics (%s), without histograms ----" % (w.name, code))
+                    print("\n".join(l for l in text.splitlines()
+                                    if l.startswith("embedq_") and "_bucket" not in l))
         return 1
     finally:
         if ctx:
