@@ -159,6 +159,44 @@ static void lag_redis_cb(void *ctx, const char *stream, int64_t lag)
     sample(ctx, "embedq_partition_lag", "stream", stream, (double)lag);
 }
 
+static void counter_kind(metrics_buf *out, const char *name, const char *kind, uint64_t v)
+{
+    metrics_label l = {"kind", kind};
+    metrics_write_sample_u64(out, name, &l, 1, v);
+}
+
+/* The broker module's counters: errors, and what it did (docs/metrics.md). */
+static void collect_broker(worker *w, metrics_buf *out)
+{
+    static const char *errs = "embedq_broker_errors_total", *evs = "embedq_broker_events_total";
+    if (w->kafka) {
+        kafka_counters k;
+        kafka_stats(w->kafka, &k);
+        metrics_write_family(out, errs, "broker errors by kind", METRICS_COUNTER);
+        counter_kind(out, errs, "delivery_failed", k.delivery_failed);
+        counter_kind(out, errs, "consumer_error", k.consumer_errors);
+        metrics_write_family(out, evs, "broker module events by kind", METRICS_COUNTER);
+        counter_kind(out, evs, "rebalance", k.rebalances);
+        counter_kind(out, evs, "queue_full", k.queue_full);
+        counter_kind(out, evs, "dropped_at_drain", k.dropped);
+        counter_kind(out, evs, "offsets_stored", k.offsets_stored);
+    } else if (w->redis) {
+        redis_counters r;
+        redis_stats(w->redis, &r);
+        metrics_write_family(out, errs, "broker errors by kind", METRICS_COUNTER);
+        counter_kind(out, errs, "exec_failed", r.exec_failed);
+        counter_kind(out, errs, "exec_retry", r.exec_retries);
+        counter_kind(out, errs, "reconnect", r.reconnects);
+        metrics_write_family(out, evs, "broker module events by kind", METRICS_COUNTER);
+        counter_kind(out, evs, "read", r.read);
+        counter_kind(out, evs, "claimed", r.claimed);
+        counter_kind(out, evs, "skipped_in_flight", r.skipped_in_flight);
+        counter_kind(out, evs, "too_many_deliveries", r.too_many_deliveries);
+        counter_kind(out, evs, "deleted_pending", r.deleted);
+        counter_kind(out, evs, "acked", r.acked);
+    }
+}
+
 /* Scrape-time values: pipeline counters, broker lag, engine memory. Runs
  * on the loop thread (the HTTP handler renders the registry). */
 static int collect(metrics_buf *out, void *ctx)
@@ -190,7 +228,13 @@ static int collect(metrics_buf *out, void *ctx)
         metrics_write_family(out, "embedq_in_flight_messages",
                              "messages taken and not yet acknowledged", METRICS_GAUGE);
         sample(out, "embedq_in_flight_messages", NULL, NULL, (double)pc.in_flight);
+        metrics_write_family(out, "embedq_engine_errors_total",
+                             "failed engine batches (re-run singly, embedding_failed, or the "
+                             "fatal device error)",
+                             METRICS_COUNTER);
+        metrics_write_sample_u64(out, "embedq_engine_errors_total", NULL, 0, pc.engine_errors);
     }
+    collect_broker(w, out);
     if (w->kafka || w->redis) {
         metrics_write_family(out, "embedq_partition_lag",
                              "input records not yet processed per partition (Kafka) or stream "
@@ -209,9 +253,12 @@ static int collect(metrics_buf *out, void *ctx)
                (double)info.activation_bytes);
         sample(out, "embedq_engine_memory_bytes", "kind", "workspace",
                (double)info.workspace_bytes);
-        if (info.device_total)
+        if (info.device_total) {
             sample(out, "embedq_engine_memory_bytes", "kind", "device_used",
                    (double)info.device_used);
+            sample(out, "embedq_engine_memory_bytes", "kind", "device_total",
+                   (double)info.device_total);
+        }
     }
     return 0;
 }
@@ -426,17 +473,19 @@ static int start_pipeline(worker *w, char *err, size_t errlen)
     po.max_wait_ms = w->c.max_wait_ms;
     po.max_in_flight = w->c.max_in_flight;
     po.tokenize_threads = w->c.tokenize_threads;
-    po.out_format = !strcmp(w->c.output_format, "json")     ? PIPE_OUT_JSON
-                    : !strcmp(w->c.output_format, "qdrant") ? PIPE_OUT_QDRANT
-                                                            : PIPE_OUT_MSGPACK;
+    po.out_format = !strcmp(w->c.output_format, "json")       ? PIPE_OUT_JSON
+                    : !strcmp(w->c.output_format, "qdrant")   ? PIPE_OUT_QDRANT
+                    : !strcmp(w->c.output_format, "pgvector") ? PIPE_OUT_PGVECTOR
+                                                              : PIPE_OUT_MSGPACK;
     po.qdrant_collection = w->c.qdrant_collection;
     po.long_policy = !strcmp(w->c.long_input, "reject") ? PIPE_LONG_REJECT : PIPE_LONG_TRUNCATE;
     po.limits.max_bytes = (size_t)w->c.max_message_bytes;
     po.limits.max_depth = w->c.max_depth;
     po.limits.hidden_size = cfg->hidden;
-    po.limits.out_format = po.out_format == PIPE_OUT_JSON     ? MSG_FMT_JSON
-                           : po.out_format == PIPE_OUT_QDRANT ? MSG_FMT_QDRANT
-                                                              : MSG_FMT_MSGPACK;
+    po.limits.out_format = po.out_format == PIPE_OUT_JSON       ? MSG_FMT_JSON
+                           : po.out_format == PIPE_OUT_QDRANT   ? MSG_FMT_QDRANT
+                           : po.out_format == PIPE_OUT_PGVECTOR ? MSG_FMT_PGVECTOR
+                                                                : MSG_FMT_MSGPACK;
     po.ctx = w;
     po.on_batch = on_batch;
     po.on_finish = on_finish;
@@ -549,7 +598,7 @@ int cmd_worker(int argc, char **argv)
          "messages taken and not yet acknowledged before intake pauses"},
         {"tokenize-threads", CLI_INT, &c->tokenize_threads, 1, 256, "decode + tokenize threads"},
         {"output-format", CLI_STR, &c->output_format, 0, 0,
-         "msgpack | json | qdrant (schemas/README.md)"},
+         "msgpack | json | qdrant | pgvector (schemas/README.md)"},
         {"qdrant-collection", CLI_STR, &c->qdrant_collection, 0, 0,
          "collection_name of qdrant-format outputs"},
         {"max-message-bytes", CLI_INT, &c->max_message_bytes, 64, 1 << 30,
@@ -619,10 +668,10 @@ int cmd_worker(int argc, char **argv)
         if (!c->dlq_stream) return cli_missing(&cmd, "dlq-stream");
     }
     if (strcmp(c->output_format, "msgpack") && strcmp(c->output_format, "json") &&
-        strcmp(c->output_format, "qdrant")) {
+        strcmp(c->output_format, "qdrant") && strcmp(c->output_format, "pgvector")) {
         fprintf(stderr,
-                "embedq worker: flag --output-format: expected msgpack, json or qdrant, got "
-                "'%s'\n",
+                "embedq worker: flag --output-format: expected msgpack, json, qdrant or pgvector, "
+                "got '%s'\n",
                 c->output_format);
         return 2;
     }

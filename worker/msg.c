@@ -1922,6 +1922,58 @@ int msg_encode_qdrant(const msg_input *in, const char *collection, const char *m
     return finish(&w, start, rc, err);
 }
 
+/* The Kafka Connect schema of pgvector-format outputs (one constant:
+ * JsonConverter caches schemas by content). */
+static const char PGVECTOR_SCHEMA[] =
+    "{\"type\":\"struct\",\"name\":\"embedq.Embedding\",\"optional\":false,\"fields\":["
+    "{\"field\":\"id\",\"type\":\"string\",\"optional\":false},"
+    "{\"field\":\"model\",\"type\":\"string\",\"optional\":false},"
+    "{\"field\":\"dimensions\",\"type\":\"int32\",\"optional\":false},"
+    "{\"field\":\"embedding\",\"type\":\"string\",\"optional\":false},"
+    "{\"field\":\"tokens\",\"type\":\"int32\",\"optional\":false},"
+    "{\"field\":\"truncated\",\"type\":\"boolean\",\"optional\":false},"
+    "{\"field\":\"meta\",\"type\":\"string\",\"optional\":true}]}";
+
+int msg_encode_pgvector(const msg_input *in, const char *model, const float *v, int d,
+                        int tokens, bool truncated, msg_buf *out, msg_error *err)
+{
+    check_vec(v, d);
+    MSG_ASSERT(in->id && model && tokens >= 0);
+    wr w = {out, 0};
+    size_t start = out->len;
+    if (msg_buf_reserve(out, 16 * (size_t)d + 2 * in->id_len + 2 * in->meta_len +
+                                 sizeof PGVECTOR_SCHEMA + 160) != 0)
+        return oom(err);
+    w_cstr(&w, "{\"schema\":");
+    w_cstr(&w, PGVECTOR_SCHEMA);
+    w_cstr(&w, ",\"payload\":{\"id\":");
+    wj_str(&w, in->id, in->id_len); /* the text form, whatever its kind */
+    w_cstr(&w, ",\"model\":");
+    wj_str(&w, model, strlen(model));
+    w_cstr(&w, ",\"dimensions\":");
+    wj_u64(&w, (uint64_t)d);
+    /* The vector literal holds no character JSON escapes: write it as is. */
+    w_cstr(&w, ",\"embedding\":\"");
+    wj_floats(&w, v, d);
+    w_cstr(&w, "\",\"tokens\":");
+    wj_u64(&w, (uint64_t)tokens);
+    w_cstr(&w, truncated ? ",\"truncated\":true" : ",\"truncated\":false");
+    int rc = 0;
+    w_cstr(&w, ",\"meta\":");
+    if (in->meta) {
+        msg_buf mj = {0};
+        wr m = {&mj, 0};
+        rc = put_meta(&m, in, true, err);
+        if (rc == 0 && m.oom) rc = oom(err);
+        if (rc == 0) wj_str(&w, mj.data, mj.len);
+        msg_buf_free(&mj);
+    } else {
+        w_cstr(&w, "null");
+    }
+    w_cstr(&w, "}}");
+    return finish(&w, start, rc, err);
+}
+
 int msg_output_key(const msg_input *in, const void *key, size_t key_len, msg_buf *out,
                    msg_error *err)
 {

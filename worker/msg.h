@@ -56,7 +56,9 @@
 typedef enum {
     MSG_FMT_MSGPACK = 0, /* the default */
     MSG_FMT_JSON = 1,
-    MSG_FMT_QDRANT = 2, /* JSON in the Qdrant Kafka connector's shape */
+    MSG_FMT_QDRANT = 2,   /* JSON in the Qdrant Kafka connector's shape */
+    MSG_FMT_PGVECTOR = 3, /* Kafka Connect JSON (schema + payload) for the
+                             JDBC sink into a pgvector table              */
 } msg_format;
 
 /* Decoder limits. A zero field takes the default written beside it. */
@@ -224,7 +226,15 @@ int msg_buf_reserve(msg_buf *b, size_t n);
  *          (9 significant digits: round-trips float32).
  * qdrant:  {"collection_name", "id" (point id, see msg_qdrant_point_id),
  *          "vector": [...], "payload": {"id" (the input id), "model",
- *          "tokens", "truncated", "meta"}}. */
+ *          "tokens", "truncated", "meta"}}.
+ * pgvector: Kafka Connect's JsonConverter envelope (schemas.enable=true):
+ *          {"schema": {struct embedq.Embedding: id string, model string,
+ *          dimensions int32, embedding string, tokens int32, truncated
+ *          boolean, meta optional string}, "payload": {...}} where id is
+ *          the id's text form, embedding pgvector's text literal
+ *          "[0.1,-0.2,...]" and meta the meta value as JSON text (null when
+ *          absent): with `stringtype=unspecified` on the JDBC URL,
+ *          PostgreSQL casts them into vector and jsonb columns. */
 int msg_encode_msgpack(const msg_input *in, const char *model, const float *v, int d, int tokens,
                        bool truncated, msg_buf *out, msg_error *err);
 int msg_encode_json(const msg_input *in, const char *model, const float *v, int d, int tokens,
@@ -232,6 +242,8 @@ int msg_encode_json(const msg_input *in, const char *model, const float *v, int 
 int msg_encode_qdrant(const msg_input *in, const char *collection, const char *model,
                       const float *v, int d, int tokens, bool truncated, msg_buf *out,
                       msg_error *err);
+int msg_encode_pgvector(const msg_input *in, const char *model, const float *v, int d,
+                        int tokens, bool truncated, msg_buf *out, msg_error *err);
 
 /* The output record's key: the input record's key when key_len > 0, else
  * the id's text form (in->id). Appended to out. Returns 0, or -1 (internal:

@@ -63,6 +63,7 @@ struct pipeline {
     pipe_msg **batch;
 
     atomic_uint_least64_t consumed, produced, dead, not_accepted, tokens, batches;
+    atomic_uint_least64_t engine_errors; /* failed eq_embed calls (fatal included) */
     atomic_int in_flight_pub;
 };
 
@@ -222,6 +223,10 @@ static void finish_output(pipeline *p, pipe_msg *m, const float *v)
         rc = msg_encode_qdrant(&m->in, p->o.qdrant_collection, p->o.model_name, v, d, m->n_ids,
                                m->truncated, &out, &me);
         break;
+    case PIPE_OUT_PGVECTOR:
+        rc = msg_encode_pgvector(&m->in, p->o.model_name, v, d, m->n_ids, m->truncated, &out,
+                                 &me);
+        break;
     default:
         rc = msg_encode_msgpack(&m->in, p->o.model_name, v, d, m->n_ids, m->truncated, &out, &me);
         break;
@@ -264,6 +269,7 @@ static int run_batch(pipeline *p, pipe_msg **msgs, int n)
         }
         return 0;
     }
+    atomic_fetch_add(&p->engine_errors, 1);
     const char *fatal = eq_fatal_error(p->o.engine);
     if (fatal) goto dead_engine;
     if (n == 1) {
@@ -441,6 +447,7 @@ void pipe_stats(const pipeline *p, pipe_counters *c)
     c->not_accepted = atomic_load(&q->not_accepted);
     c->tokens = atomic_load(&q->tokens);
     c->batches = atomic_load(&q->batches);
+    c->engine_errors = atomic_load(&q->engine_errors);
     c->in_flight = atomic_load(&q->in_flight_pub);
 }
 

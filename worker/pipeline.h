@@ -35,7 +35,12 @@
 #include "msg.h"
 
 /* Output encodings (msg.h's encoders). */
-typedef enum { PIPE_OUT_MSGPACK = 0, PIPE_OUT_JSON = 1, PIPE_OUT_QDRANT = 2 } pipe_out_format;
+typedef enum {
+    PIPE_OUT_MSGPACK = 0,
+    PIPE_OUT_JSON = 1,
+    PIPE_OUT_QDRANT = 2,
+    PIPE_OUT_PGVECTOR = 3
+} pipe_out_format;
 
 /* Over-long input policy: truncate (mark `truncated`) or dead-letter. */
 typedef enum { PIPE_LONG_TRUNCATE = 0, PIPE_LONG_REJECT = 1 } pipe_long_policy;
@@ -155,6 +160,9 @@ typedef struct {
     uint64_t not_accepted;  /* finished without being accepted        */
     uint64_t tokens;        /* tokens embedded                        */
     uint64_t batches;
+    uint64_t engine_errors; /* failed engine calls: a batch re-run singly,
+                               an input dead-lettered embedding_failed, or
+                               the fatal device error                   */
     int in_flight;
 } pipe_counters;
 void pipe_stats(const pipeline *p, pipe_counters *c);

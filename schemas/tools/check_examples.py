@@ -69,6 +69,23 @@ def expect_valid(v, obj, what):
         fail("%s: %s" % (what, errs[0].message))
 
 
+def check_pgvector_payload(pl, js, path):
+    """The pgvector payload says what the json output says: the vector literal
+    parses to the same floats, meta's JSON text to the same value, the id is
+    its text form."""
+    what = "msg_tool pgvector %s" % os.path.basename(path)
+    vec = [float(x) for x in pl["embedding"][1:-1].split(",")]
+    if vec != js["embedding"]:
+        fail("%s: embedding literal differs from the json output's vector" % what)
+    meta = json.loads(pl["meta"]) if pl["meta"] is not None else None
+    if ("meta" in js) != (pl["meta"] is not None) or meta != js.get("meta"):
+        fail("%s: meta %r differs from the json output's %r" % (what, pl["meta"], js.get("meta")))
+    if pl["id"] != str(js["id"]) or pl["dimensions"] != js["dimensions"] or \
+            pl["tokens"] != js["tokens"] or pl["truncated"] != js["truncated"]:
+        fail("%s: id/dimensions/tokens/truncated differ from the json output" % what)
+    return 1
+
+
 def main(argv):
     if not argv:
         print(__doc__)
@@ -77,10 +94,11 @@ def main(argv):
     tool = argv[argv.index("--tool") + 1] if "--tool" in argv else None
     ex = os.path.join(d, "examples")
     schemas = {n: load_json(os.path.join(d, n + ".schema.json"))
-               for n in ("input", "output", "output-qdrant", "dead-letter")}
+               for n in ("input", "output", "output-qdrant", "output-pgvector", "dead-letter")}
     v_in = validator(schemas["input"])
     v_out = validator(schemas["output"])
     v_qd = validator(schemas["output-qdrant"])
+    v_pg = validator(schemas["output-pgvector"])
     dl = schemas["dead-letter"]
     validator(dl)
     v_dl = {k: validator({"$ref": "#/$defs/" + k, "$defs": dl["$defs"]})
@@ -97,7 +115,8 @@ def main(argv):
     for f in sorted(os.listdir(ex)):
         if not f.startswith("output-"):
             continue
-        v = v_qd if f.startswith("output-qdrant-") else v_out
+        v = (v_qd if f.startswith("output-qdrant-") else
+             v_pg if f.startswith("output-pgvector-") else v_out)
         if f.endswith(".msgpack"):
             with open(os.path.join(ex, f), "rb") as fh:
                 obj = json2msgpack.unpackb(fh.read())
@@ -138,7 +157,9 @@ def main(argv):
         files = [os.path.join(ex, f) for f in inputs] + \
                 [os.path.join(ex, "msgpack", f[:-5] + ".msgpack") for f in inputs]
         for path in files:
-            for fmt, v in (("msgpack", v_out), ("json", v_out), ("qdrant", v_qd)):
+            as_json = None
+            for fmt, v in (("msgpack", v_out), ("json", v_out), ("qdrant", v_qd),
+                           ("pgvector", v_pg)):
                 r = subprocess.run([tool, fmt, path], capture_output=True)
                 if r.returncode != 0:
                     fail("msg_tool %s %s: rc %d: %s" % (fmt, path, r.returncode, r.stdout[:200]))
@@ -155,6 +176,10 @@ def main(argv):
                     continue
                 expect_valid(v, obj, "msg_tool %s %s" % (fmt, os.path.basename(path)))
                 n += 1
+                if fmt == "json":
+                    as_json = obj
+                elif fmt == "pgvector" and as_json is not None:
+                    n += check_pgvector_payload(obj["payload"], as_json, path)
 
     print("%d passed, %d failed" % (n - failures, failures))
     return 1 if failures else 0

@@ -101,6 +101,50 @@ static void check_json_floats(const cJSON *arr, const float *v, int d)
     }
 }
 
+/* Format pgvector: valid JSON; the payload's vector literal parses back to
+ * v; meta is JSON text that parses (or null without meta); id is its text. */
+static void check_pgvector(const msg_input *in, msg_format told, const float *v, int d)
+{
+    msg_buf b = {0};
+    msg_error e;
+    int rc = msg_encode_pgvector(in, "model", v, d, 3, false, &b, &e);
+    if (told != MSG_FMT_MSGPACK) FZ_ASSERT(rc == 0);
+    if (rc != 0) {
+        FZ_ASSERT(e.code == MSG_E_META_UNCONVERTIBLE && b.len == 0);
+        return;
+    }
+    cJSON *j = cJSON_ParseWithLength((const char *)b.data, b.len);
+    FZ_ASSERT(j != NULL);
+    const cJSON *pl = cJSON_GetObjectItemCaseSensitive(j, "payload");
+    const cJSON *id = cJSON_GetObjectItemCaseSensitive(pl, "id");
+    FZ_ASSERT(cJSON_IsString(id));
+    if (!memchr(in->id, 0, in->id_len)) /* cJSON's strings end at a NUL */
+        FZ_ASSERT(strlen(id->valuestring) == in->id_len &&
+                  !memcmp(id->valuestring, in->id, in->id_len));
+    const cJSON *lit = cJSON_GetObjectItemCaseSensitive(pl, "embedding");
+    FZ_ASSERT(cJSON_IsString(lit) && lit->valuestring[0] == '[');
+    const char *s = lit->valuestring + 1;
+    for (int i = 0; i < d; i++) {
+        char *end;
+        float f = strtof(s, &end);
+        FZ_ASSERT(end != s && !memcmp(&f, &v[i], 4));
+        FZ_ASSERT(*end == (i + 1 < d ? ',' : ']'));
+        s = end + 1;
+    }
+    FZ_ASSERT(*s == 0);
+    const cJSON *m = cJSON_GetObjectItemCaseSensitive(pl, "meta");
+    if (in->meta) {
+        FZ_ASSERT(cJSON_IsString(m));
+        cJSON *mj = cJSON_Parse(m->valuestring);
+        FZ_ASSERT(mj != NULL);
+        cJSON_Delete(mj);
+    } else {
+        FZ_ASSERT(cJSON_IsNull(m));
+    }
+    cJSON_Delete(j);
+    msg_buf_free(&b);
+}
+
 /* told: the out_format the decode checked meta against. shallow: the
  * message nests at most 32 levels, the most msgpack-c's unpacker takes
  * (MSGPACK_EMBED_STACK_SIZE); the output nests exactly as deep. */
@@ -162,6 +206,7 @@ json:
         reread(&b);
         msg_buf_free(&b);
     }
+    check_pgvector(in, told, v, d);
     rc = msg_output_key(in, NULL, 0, &b, &e);
     FZ_ASSERT(rc == 0 && b.len == in->id_len && !memcmp(b.data, in->id, in->id_len));
     msg_buf_free(&b);

@@ -1622,7 +1622,7 @@ static void qdrant_ids(void)
 
 /* ---- goldens ------------------------------------------------------------------------ */
 
-/* output-[qdrant-]NAME.{json,msgpack} == encoding of input-NAME.json with
+/* output-[qdrant-|pgvector-]NAME.{json,msgpack} == encoding of input-NAME.json with
  * the golden vector (msg_golden.h), byte for byte. */
 static void golden_outputs(void)
 {
@@ -1635,7 +1635,8 @@ static void golden_outputs(void)
         const char *f = de->d_name;
         if (strncmp(f, "output-", 7) != 0) continue;
         bool qd = strncmp(f, "output-qdrant-", 14) == 0;
-        const char *name = f + (qd ? 14 : 7), *dot = strrchr(f, '.');
+        bool pg = strncmp(f, "output-pgvector-", 16) == 0;
+        const char *name = f + (qd ? 14 : pg ? 16 : 7), *dot = strrchr(f, '.');
         bool mp = !strcmp(dot, ".msgpack");
         snprintf(path, sizeof path, "%s/input-%.*s.json", dir, (int)(dot - name), name);
         size_t il = 0, gl = 0;
@@ -1653,6 +1654,8 @@ static void golden_outputs(void)
             if (qd)
                 msg_encode_qdrant(&in, GOLDEN_COLLECTION, GOLDEN_MODEL, v, d, GOLDEN_TOKENS, false,
                                   &out, &e);
+            else if (pg)
+                msg_encode_pgvector(&in, GOLDEN_MODEL, v, d, GOLDEN_TOKENS, false, &out, &e);
             else if (mp)
                 msg_encode_msgpack(&in, GOLDEN_MODEL, v, d, GOLDEN_TOKENS, false, &out, &e);
             else

@@ -40,12 +40,13 @@ int main(int argc, char **argv)
         a += 2;
     }
     if (argc - a != 2) {
-        fprintf(stderr, "usage: msg_tool [--hidden N] msgpack|json|qdrant|key FILE\n");
+        fprintf(stderr, "usage: msg_tool [--hidden N] msgpack|json|qdrant|pgvector|key FILE\n");
         return 1;
     }
     const char *fmt = argv[a];
     if (!strcmp(fmt, "json")) lim.out_format = MSG_FMT_JSON;
     if (!strcmp(fmt, "qdrant")) lim.out_format = MSG_FMT_QDRANT;
+    if (!strcmp(fmt, "pgvector")) lim.out_format = MSG_FMT_PGVECTOR;
     size_t len = 0;
     char *buf = slurp(argv[a + 1], &len);
     if (!buf) {
@@ -73,6 +74,8 @@ int main(int argc, char **argv)
     else if (!strcmp(fmt, "qdrant"))
         rc = msg_encode_qdrant(&in, GOLDEN_COLLECTION, GOLDEN_MODEL, v, d, GOLDEN_TOKENS, false,
                                &out, &e);
+    else if (!strcmp(fmt, "pgvector"))
+        rc = msg_encode_pgvector(&in, GOLDEN_MODEL, v, d, GOLDEN_TOKENS, false, &out, &e);
     else
         rc = msg_output_key(&in, NULL, 0, &out, &e);
     if (rc != 0) {
