@@ -1,23 +1,72 @@
-# embedq image (CPU engine for now; the CUDA base image arrives with the CUDA
-# backend). Build: docker build -t embedq .
-# Not built in CI: the development machines have no Docker engine.
-FROM debian:12-slim AS build
-RUN apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-      build-essential cmake pkg-config libutf8proc-dev libcjson-dev libopenblas-dev \
-    && rm -rf /var/lib/apt/lists/*
+# syntax=docker/dockerfile:1
+# The embedq worker image: the CUDA backend for sm_80/86/89/90 (A100, A10,
+# L4, H100) plus the CPU engine, Kafka and Redis Streams sources.
+#
+#   docker build -t embedq .                                  # runtime (default)
+#   docker build --target baked --build-arg MODEL_DIR=models/Qwen3-Embedding-0.6B \
+#                -t embedq:0.6b .                             # a model baked in
+#
+# Every build step is a script CI also runs (docs/docker.md): the package
+# lists are .ci/packages, the build is .ci/build (CI builds the same
+# configuration: Release, CUDA on, the same architectures). Only the CUDA
+# install (docker/install-cuda.sh) is image-only: CI uses /usr/local/cuda.
+#
+# Runtime: the model at /model (mount it read-only, or bake it), the worker
+# configured by EMBEDQ_* variables (embedq worker --help), /healthz /readyz
+# /metrics on port 9090. tini is PID 1 and forwards SIGTERM, so the worker
+# drains (--drain-timeout) before the pod's grace period ends.
+
+ARG DEBIAN_IMAGE=debian:12-slim
+ARG CUDA_VERSION=13.0
+
+# ---- build ------------------------------------------------------------------
+FROM ${DEBIAN_IMAGE} AS build
+ARG CUDA_VERSION
+COPY .ci/packages /tmp/ci/packages
+COPY docker/install-cuda.sh /tmp/ci/install-cuda.sh
+RUN bash /tmp/ci/packages install build \
+ && bash /tmp/ci/install-cuda.sh "${CUDA_VERSION}"
 WORKDIR /src
 COPY CMakeLists.txt ./
+COPY .ci .ci
 COPY engine engine
-COPY worker worker
 COPY kernels kernels
+COPY worker worker
+COPY loadtest loadtest
 COPY tests tests
-RUN cmake -S . -B build -DCMAKE_BUILD_TYPE=Release && cmake --build build -j"$(nproc)" --target embedq
+COPY schemas schemas
+# The CUDA libraries the binary loads are copied next to it (the runtime
+# stage takes them from here instead of the multi-GB toolkit packages).
+RUN EMBEDQ_CUDA=ON bash .ci/build /build --target embedq \
+ && mkdir -p /out/lib \
+ && cp /build/embedq /out/embedq \
+ && for l in $(ldd /out/embedq | awk '$3 ~ /^\/usr\/local\/cuda/ {print $3}'); do cp -L "$l" /out/lib/; done
 
-FROM debian:12-slim
-RUN apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-      libutf8proc2 libcjson1 libopenblas0-pthread libgomp1 \
-    && rm -rf /var/lib/apt/lists/*
-COPY --from=build /src/build/embedq /usr/local/bin/embedq
-USER 65532:65532
-ENTRYPOINT ["/usr/local/bin/embedq"]
-CMD ["--help"]
+# ---- runtime ------------------------------------------------------------------
+FROM ${DEBIAN_IMAGE} AS runtime-base
+COPY .ci/packages /tmp/ci/packages
+RUN bash /tmp/ci/packages install runtime \
+ && rm -rf /var/lib/apt/lists/* /tmp/ci \
+ && useradd --uid 10001 --user-group --no-create-home --home-dir /nonexistent \
+            --shell /usr/sbin/nologin embedq
+COPY --from=build /out/lib/ /usr/local/lib/embedq/
+COPY --from=build /out/embedq /usr/local/bin/embedq
+RUN echo /usr/local/lib/embedq > /etc/ld.so.conf.d/embedq.conf && ldconfig \
+ && /usr/local/bin/embedq --help >/dev/null
+ENV EMBEDQ_MODEL=/model \
+    EMBEDQ_METRICS_PORT=9090 \
+    OMP_WAIT_POLICY=PASSIVE \
+    NVIDIA_VISIBLE_DEVICES=all \
+    NVIDIA_DRIVER_CAPABILITIES=compute,utility
+EXPOSE 9090
+USER 10001:10001
+ENTRYPOINT ["/usr/bin/tini", "--", "/usr/local/bin/embedq", "worker"]
+
+# A model baked into the image (--target baked --build-arg MODEL_DIR=...,
+# a Hugging Face checkpoint directory inside the build context).
+FROM runtime-base AS baked
+ARG MODEL_DIR=docker/no-model
+COPY --chown=10001:10001 ${MODEL_DIR} /model
+
+# The default target: the model is mounted at /model.
+FROM runtime-base AS runtime

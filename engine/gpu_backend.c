@@ -796,11 +796,13 @@ void gpu_backend_info(const gpu_backend *b, eq_info *info)
 #endif
 }
 
+#ifdef EMBEDQ_HAVE_CUDA
 static int cmp_float(const void *a, const void *b)
 {
     float x = *(const float *)a, y = *(const float *)b;
     return (x > y) - (x < y);
 }
+#endif
 
 double gpu_backend_gemm_tflops(gpu_backend *b, int n, int reps, char *err, size_t errlen)
 {
