@@ -1,13 +1,17 @@
 /* pipeline.c - decode + tokenize pool, batcher, engine thread, hand-back to
  * the loop thread (see pipeline.h).
  *
- * Queues (one mutex, p->mu, guards all three):
+ * Queues (one mutex, p->mu, guards all four):
  *   dec   loop thread -> pool          submitted, not yet decoded
  *   ready pool -> engine thread         tokenized, waiting for a batch
+ *   enc   engine thread -> pool         embedded, output not yet encoded
  *   done  pool/engine -> loop thread    output encoded or dead letter;
  *                                       the loop is woken by done_async
- * While the engine runs batch k the pool keeps tokenizing batch k+1 and the
- * loop thread keeps publishing batch k-1.
+ * While the engine runs batch k the pool encodes the outputs of batch k-1
+ * and tokenizes batch k+1, and the loop thread publishes batch k-2: the
+ * engine thread only copies each vector out (encoding a 1024-float JSON
+ * output costs tens of microseconds, a whole batch milliseconds of GPU
+ * idle time if done there). The pool serves `enc` before `dec`.
  *
  * Batching: the engine thread takes messages from `ready` in arrival order
  * while they fit the token budget (and at most PIPE_MAX_BATCH_SEQS of
@@ -40,6 +44,7 @@ struct pipeline {
     pipe_msg *dec_head, *dec_tail;
     pipe_msg *ready_head, *ready_tail;
     long ready_tokens;
+    pipe_msg *enc_head, *enc_tail;
     pipe_msg *done_head, *done_tail;
     bool stop, draining;
     char fatal[512]; /* guarded by mu until fatal_set, then read-only */
@@ -99,6 +104,7 @@ void pipe_msg_free(pipe_msg *m)
     free(m->out);
     free(m->out_key);
     free(m->ids);
+    free(m->vec);
     msg_input_free(&m->in);
     free(m);
 }
@@ -177,20 +183,30 @@ static void prepare(pipeline *p, pipe_msg *m)
     }
 }
 
+static void finish_output(pipeline *p, pipe_msg *m, const float *v);
+
 static void *pool_main(void *arg)
 {
     pipeline *p = arg;
     for (;;) {
         pthread_mutex_lock(&p->mu);
-        while (!p->dec_head && !p->stop)
+        while (!p->dec_head && !p->enc_head && !p->stop)
             pthread_cond_wait(&p->cv_dec, &p->mu);
         if (p->stop) {
             pthread_mutex_unlock(&p->mu);
             return NULL;
         }
-        pipe_msg *m = pop(&p->dec_head, &p->dec_tail);
+        pipe_msg *m = p->enc_head ? pop(&p->enc_head, &p->enc_tail)
+                                  : pop(&p->dec_head, &p->dec_tail);
         pthread_mutex_unlock(&p->mu);
 
+        if (m->vec) {
+            finish_output(p, m, m->vec);
+            free(m->vec);
+            m->vec = NULL;
+            to_done(p, m);
+            continue;
+        }
         prepare(p, m);
         if (m->dead) {
             to_done(p, m);
@@ -263,9 +279,27 @@ static int run_batch(pipeline *p, pipe_msg **msgs, int n)
         if (p->o.on_batch) p->o.on_batch(p->o.ctx, n, total, (double)(now_ns() - t0) * 1e-9);
         atomic_fetch_add(&p->tokens, (uint64_t)total);
         atomic_fetch_add(&p->batches, 1);
+        /* Hand the vectors to the pool for encoding (see the top). */
+        int queued = 0;
         for (int i = 0; i < n; i++) {
-            finish_output(p, msgs[i], p->vecs + (size_t)i * (size_t)p->hidden);
-            to_done(p, msgs[i]);
+            const float *v = p->vecs + (size_t)i * (size_t)p->hidden;
+            const int d = msgs[i]->in.dimensions ? msgs[i]->in.dimensions : p->hidden;
+            msgs[i]->vec = malloc(sizeof(float) * (size_t)d);
+            if (!msgs[i]->vec) { /* out of memory: encode here */
+                finish_output(p, msgs[i], v);
+                to_done(p, msgs[i]);
+                msgs[i] = NULL;
+                continue;
+            }
+            memcpy(msgs[i]->vec, v, sizeof(float) * (size_t)d);
+            queued++;
+        }
+        if (queued) {
+            pthread_mutex_lock(&p->mu);
+            for (int i = 0; i < n; i++)
+                if (msgs[i]) push(&p->enc_head, &p->enc_tail, msgs[i]);
+            pthread_cond_broadcast(&p->cv_dec);
+            pthread_mutex_unlock(&p->mu);
         }
         return 0;
     }
@@ -556,8 +590,9 @@ void pipe_free(pipeline *p)
     if (p->engine_started) pthread_join(p->engine_thread, NULL);
     free_list(p->dec_head);
     free_list(p->ready_head);
+    free_list(p->enc_head);
     free_list(p->done_head);
-    p->dec_head = p->ready_head = p->done_head = NULL;
+    p->dec_head = p->ready_head = p->enc_head = p->done_head = NULL;
     /* The async handle is freed with p once libuv has closed it: the loop
      * must run once more (uv_run) after this call. */
     uv_close((uv_handle_t *)&p->done_async, async_closed_cb);

@@ -81,6 +81,7 @@ typedef struct pipe_msg {
     int32_t *ids;
     int n_ids;
     bool truncated;
+    float *vec; /* the embedding, between the engine and the encoder  */
     uint64_t t_submit_ns; /* monotonic, at pipe_submit                */
     uint64_t t_ready_ns;  /* monotonic, when tokenized (batch max wait) */
     struct pipe_msg *next;
