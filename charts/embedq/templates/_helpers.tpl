@@ -1,0 +1,245 @@
+{{/* Names. */}}
+{{- define "embedq.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "embedq.fullname" -}}
+{{- if .Values.fullnameOverride -}}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- $name := default .Chart.Name .Values.nameOverride -}}
+{{- if contains $name .Release.Name -}}
+{{- .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "embedq.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "embedq.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "embedq.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+
+{{- define "embedq.labels" -}}
+helm.sh/chart: {{ include "embedq.chart" . }}
+{{ include "embedq.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/component: worker
+embedq/source: {{ .Values.source }}
+{{- end -}}
+
+{{- define "embedq.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create -}}
+{{- default (include "embedq.fullname" .) .Values.serviceAccount.name -}}
+{{- else -}}
+{{- default "default" .Values.serviceAccount.name -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "embedq.image" -}}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) -}}
+{{- end -}}
+
+{{/* A number from values (YAML numbers arrive as float64) as an integer string. */}}
+{{- define "embedq.int" -}}
+{{- . | int64 | toString -}}
+{{- end -}}
+
+{{/*
+terminationGracePeriodSeconds: worker.drainTimeout + margin unless set; a
+value that does not exceed the drain timeout would kill the worker mid-drain.
+*/}}
+{{- define "embedq.terminationGracePeriod" -}}
+{{- $drain := .Values.worker.drainTimeout | int64 -}}
+{{- if kindIs "invalid" .Values.terminationGracePeriodSeconds -}}
+{{- add $drain (.Values.terminationGraceMarginSeconds | int64) -}}
+{{- else -}}
+{{- $t := .Values.terminationGracePeriodSeconds | int64 -}}
+{{- if le $t $drain -}}
+{{- fail (printf "terminationGracePeriodSeconds (%d) must be greater than worker.drainTimeout (%d): Kubernetes would kill the worker (SIGKILL) before it finished draining; leave it empty to get drainTimeout + terminationGraceMarginSeconds" $t $drain) -}}
+{{- end -}}
+{{- $t -}}
+{{- end -}}
+{{- end -}}
+
+{{/* KEDA lag per replica: explicit, or ceil(messagesPerSecondPerPod * targetLagSeconds). */}}
+{{- define "embedq.lagThreshold" -}}
+{{- $a := .Values.autoscaling -}}
+{{- if kindIs "invalid" $a.lagThreshold -}}
+{{- $v := ceil (mulf $a.messagesPerSecondPerPod $a.targetLagSeconds) | int64 -}}
+{{- if lt $v 1 -}}
+{{- fail (printf "autoscaling.messagesPerSecondPerPod (%v) * autoscaling.targetLagSeconds (%v) gives a lagThreshold below 1; raise them or set autoscaling.lagThreshold" $a.messagesPerSecondPerPod $a.targetLagSeconds) -}}
+{{- end -}}
+{{- $v -}}
+{{- else -}}
+{{- $a.lagThreshold | int64 -}}
+{{- end -}}
+{{- end -}}
+
+{{/* maxReplicaCount: explicit, else the partition count (kafka) or 4 (redis). */}}
+{{- define "embedq.maxReplicas" -}}
+{{- $a := .Values.autoscaling -}}
+{{- $max := 4 -}}
+{{- if not (kindIs "invalid" $a.maxReplicas) -}}
+{{- $max = $a.maxReplicas | int64 -}}
+{{- else if eq .Values.source "kafka" -}}
+{{- $max = .Values.kafka.partitions | int64 -}}
+{{- end -}}
+{{- if and (eq .Values.source "kafka") (gt ($max | int64) (.Values.kafka.partitions | int64)) (not .Values.kafka.keda.allowIdleConsumers) -}}
+{{- fail (printf "autoscaling.maxReplicas (%d) exceeds kafka.partitions (%d): the extra consumers would sit idle (KEDA caps replicas at the partition count); lower it, raise kafka.partitions, or set kafka.keda.allowIdleConsumers" ($max | int64) (.Values.kafka.partitions | int64)) -}}
+{{- end -}}
+{{- if lt ($max | int64) (.Values.autoscaling.minReplicas | int64) -}}
+{{- fail (printf "autoscaling.maxReplicas (%d) is below autoscaling.minReplicas (%d)" ($max | int64) (.Values.autoscaling.minReplicas | int64)) -}}
+{{- end -}}
+{{- if lt ($max | int64) 1 -}}
+{{- fail "autoscaling.maxReplicas must be at least 1" -}}
+{{- end -}}
+{{- $max -}}
+{{- end -}}
+
+{{/* The offset reset policy KEDA assumes for a group without commits: the worker's. */}}
+{{- define "embedq.offsetResetPolicy" -}}
+{{- if .Values.kafka.keda.offsetResetPolicy -}}
+{{- .Values.kafka.keda.offsetResetPolicy -}}
+{{- else -}}
+{{- $r := "earliest" -}}
+{{- range $k, $v := .Values.kafka.config -}}
+{{- if or (eq $k "auto.offset.reset") (eq $k "consumer.auto.offset.reset") -}}
+{{- $r = $v | toString -}}
+{{- end -}}
+{{- end -}}
+{{- if has $r (list "smallest" "beginning") -}}{{- $r = "earliest" -}}{{- end -}}
+{{- if has $r (list "largest" "end") -}}{{- $r = "latest" -}}{{- end -}}
+{{- if not (has $r (list "earliest" "latest")) -}}
+{{- fail (printf "kafka.config auto.offset.reset=%s: KEDA's offsetResetPolicy knows only earliest or latest; set kafka.keda.offsetResetPolicy" $r) -}}
+{{- end -}}
+{{- $r -}}
+{{- end -}}
+{{- end -}}
+
+{{/* librdkafka security.protocol from the SASL / TLS switches. */}}
+{{- define "embedq.kafkaSecurityProtocol" -}}
+{{- $k := .Values.kafka -}}
+{{- if and $k.sasl.enabled $k.tls.enabled -}}SASL_SSL
+{{- else if $k.sasl.enabled -}}SASL_PLAINTEXT
+{{- else if $k.tls.enabled -}}SSL
+{{- end -}}
+{{- end -}}
+
+{{- define "embedq.kafkaTlsDir" -}}/etc/embedq/kafka-tls{{- end -}}
+
+{{/*
+EMBEDQ_KAFKA_CONFIG: the chart's security settings first, then kafka.config
+(sorted; a later item wins in librdkafka), then the Secret's items. Secret
+values enter through $(VAR) references to variables defined before it.
+*/}}
+{{- define "embedq.kafkaConfig" -}}
+{{- $k := .Values.kafka -}}
+{{- $items := list -}}
+{{- $proto := include "embedq.kafkaSecurityProtocol" . -}}
+{{- if $proto -}}
+{{- $items = append $items (printf "security.protocol=%s" $proto) -}}
+{{- end -}}
+{{- if $k.sasl.enabled -}}
+{{- $items = append $items (printf "sasl.mechanism=%s" $k.sasl.mechanism) -}}
+{{- $items = append $items "sasl.username=$(KAFKA_SASL_USERNAME)" -}}
+{{- $items = append $items "sasl.password=$(KAFKA_SASL_PASSWORD)" -}}
+{{- end -}}
+{{- if $k.tls.enabled -}}
+{{- $dir := include "embedq.kafkaTlsDir" . -}}
+{{- $items = append $items (printf "ssl.ca.location=%s/%s" $dir $k.tls.caKey) -}}
+{{- if $k.tls.certKey -}}
+{{- $items = append $items (printf "ssl.certificate.location=%s/%s" $dir $k.tls.certKey) -}}
+{{- $items = append $items (printf "ssl.key.location=%s/%s" $dir $k.tls.keyKey) -}}
+{{- end -}}
+{{- end -}}
+{{- range $key := keys $k.config | sortAlpha -}}
+{{- $v := get $k.config $key -}}
+{{- if kindIs "float64" $v -}}{{- $v = $v | int64 -}}{{- end -}}
+{{- $items = append $items (printf "%s=%v" $key $v) -}}
+{{- end -}}
+{{- if $k.configSecret.name -}}
+{{- $items = append $items "$(KAFKA_EXTRA_CONFIG)" -}}
+{{- end -}}
+{{- join ";" $items -}}
+{{- end -}}
+
+{{/* KEDA's name for a SASL mechanism. */}}
+{{- define "embedq.kedaSasl" -}}
+{{- $m := .Values.kafka.sasl.mechanism -}}
+{{- if eq $m "PLAIN" -}}plaintext
+{{- else if eq $m "SCRAM-SHA-256" -}}scram_sha256
+{{- else -}}scram_sha512
+{{- end -}}
+{{- end -}}
+
+{{/* EMBEDQ_REDIS_URL built from address, db and the auth Secret's variables. */}}
+{{- define "embedq.redisUrl" -}}
+{{- $r := .Values.redis -}}
+{{- $auth := "" -}}
+{{- if $r.auth.secretName -}}
+{{- if $r.auth.usernameKey -}}
+{{- $auth = "$(REDIS_USERNAME):$(REDIS_PASSWORD)@" -}}
+{{- else -}}
+{{- $auth = ":$(REDIS_PASSWORD)@" -}}
+{{- end -}}
+{{- end -}}
+{{- printf "redis://%s%s/%d" $auth $r.address ($r.db | int64) -}}
+{{- end -}}
+
+{{/* Does the release need a TriggerAuthentication? */}}
+{{- define "embedq.needsTriggerAuth" -}}
+{{- if and (eq .Values.source "kafka") (or .Values.kafka.sasl.enabled .Values.kafka.tls.enabled) -}}true
+{{- else if and (eq .Values.source "redis") .Values.redis.auth.secretName -}}true
+{{- end -}}
+{{- end -}}
+
+{{/* PromQL matchers for this release's pods. */}}
+{{- define "embedq.promSelector" -}}
+{{- if .Values.monitoring.prometheusRule.selector -}}
+{{- .Values.monitoring.prometheusRule.selector -}}
+{{- else -}}
+{{- printf "namespace=%q, pod=~%q" .Release.Namespace (printf "%s-[a-z0-9]+-[a-z0-9]+" (include "embedq.fullname" .)) -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+Cross-field checks that a JSON Schema cannot word clearly. Each message
+names the setting.
+*/}}
+{{- define "embedq.validate" -}}
+{{- $v := .Values -}}
+{{- if eq $v.model.volume "pvc" -}}
+{{- if not $v.model.pvc.claimName -}}{{- fail "model.pvc.claimName is required when model.volume is pvc" -}}{{- end -}}
+{{- else if eq $v.model.volume "hostPath" -}}
+{{- if not $v.model.hostPath.path -}}{{- fail "model.hostPath.path is required when model.volume is hostPath" -}}{{- end -}}
+{{- else if eq $v.model.volume "initContainer" -}}
+{{- if not $v.model.initContainer.image -}}{{- fail "model.initContainer.image is required when model.volume is initContainer" -}}{{- end -}}
+{{- if not (or $v.model.initContainer.command $v.model.initContainer.args) -}}{{- fail "model.initContainer.command (or args) is required when model.volume is initContainer: it must copy the model into the model directory" -}}{{- end -}}
+{{- end -}}
+{{- if eq $v.source "kafka" -}}
+{{- if and $v.kafka.sasl.enabled (not $v.kafka.sasl.secretName) -}}{{- fail "kafka.sasl.secretName is required when kafka.sasl.enabled is true" -}}{{- end -}}
+{{- if and $v.kafka.tls.enabled (not $v.kafka.tls.secretName) -}}{{- fail "kafka.tls.secretName is required when kafka.tls.enabled is true" -}}{{- end -}}
+{{- if ne (empty $v.kafka.tls.certKey) (empty $v.kafka.tls.keyKey) -}}{{- fail "kafka.tls.certKey and kafka.tls.keyKey must be set together (client certificate and its key)" -}}{{- end -}}
+{{- if and $v.kafka.configSecret.name (not $v.kafka.configSecret.key) -}}{{- fail "kafka.configSecret.key is required when kafka.configSecret.name is set" -}}{{- end -}}
+{{- range $key, $val := $v.kafka.config -}}
+{{- if or (contains ";" (toString $val)) (contains ";" $key) -}}{{- fail (printf "kafka.config.%s: a ';' cannot be passed (EMBEDQ_KAFKA_CONFIG is ';'-separated)" $key) -}}{{- end -}}
+{{- if has $key (list "sasl.username" "sasl.password" "ssl.key.password") -}}{{- fail (printf "kafka.config.%s: secrets do not belong in values; use kafka.sasl.secretName or kafka.configSecret" $key) -}}{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- if and (eq $v.source "redis") $v.redis.auth.secretName (not $v.redis.auth.passwordKey) -}}{{- fail "redis.auth.passwordKey is required when redis.auth.secretName is set" -}}{{- end -}}
+{{- if and $v.monitoring.monitor.enabled (eq $v.monitoring.monitor.kind "ServiceMonitor") (not $v.service.enabled) -}}
+{{- fail "monitoring.monitor.kind ServiceMonitor needs service.enabled (or use kind PodMonitor)" -}}
+{{- end -}}
+{{- if and $v.autoscaling.enabled $v.autoscaling.fallback.enabled (not (kindIs "invalid" $v.autoscaling.fallback.replicas)) -}}
+{{- if gt ($v.autoscaling.fallback.replicas | int64) (include "embedq.maxReplicas" . | int64) -}}
+{{- fail (printf "autoscaling.fallback.replicas (%d) exceeds the maximum replica count (%s)" ($v.autoscaling.fallback.replicas | int64) (include "embedq.maxReplicas" .)) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}

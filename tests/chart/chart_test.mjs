@@ -1,0 +1,811 @@
+#!/usr/bin/env node
+// The chart tests (ctest label `chart`), one case per invocation:
+//   node chart_test.mjs lint|profiles|variants|negative|monitoring|env-names|worker-env
+// Exit 0 pass, 1 fail, 77 skipped (no helm / node_modules / embedq binary).
+import fs from "node:fs";
+import path from "node:path";
+import { spawn, spawnSync } from "node:child_process";
+import http from "node:http";
+import YAML from "yaml";
+import {
+  chartDir, here, defaults, eq, expandEnv, finish, helm, helmBin, loadYaml, merge, ok, parseManifests,
+  profiles, render, requireTools, root, tmpdir, validateObject, which,
+} from "./lib.mjs";
+
+const CASE = process.argv[2];
+requireTools();
+
+// ---------------------------------------------------------------- helpers
+
+const byKind = (objs, kind) => objs.filter((o) => o.kind === kind);
+const one = (objs, kind, what) => {
+  const l = byKind(objs, kind);
+  ok(l.length === 1, `${what}: expected one ${kind}, got ${l.length}`);
+  return l[0];
+};
+const envOf = (c) => Object.fromEntries((c.env || []).map((e) => [e.name, e]));
+const num = (x) => Number(x);
+
+// Renders, parses and validates; returns objects (or null when helm failed).
+function renderOk(what, opts) {
+  const r = render(opts);
+  if (!ok(r.status === 0, `${what}: helm template failed: ${r.stderr.trim()}`)) return null;
+  const objs = parseManifests(r.stdout, what);
+  for (const o of objs) for (const p of validateObject(o)) ok(false, `${what}: ${p}`);
+  return objs;
+}
+
+// The semantic facts every release must satisfy; `v` = the merged values.
+function checkRelease(what, objs, v) {
+  const dep = one(objs, "Deployment", what);
+  if (!dep) return;
+  const spec = dep.spec.template.spec;
+  const podLabels = dep.spec.template.metadata.labels;
+  const c = spec.containers.find((x) => x.name === "worker");
+  if (!ok(c, `${what}: container 'worker'`)) return;
+  const env = envOf(c);
+  const names = (c.env || []).map((e) => e.name);
+  eq(names.length, new Set(names).size, `${what}: env names unique`);
+
+  // Every $(VAR) refers to a variable defined before it (else it stays literal).
+  const defined = new Set();
+  for (const e of c.env) {
+    for (const m of String(e.value ?? "").matchAll(/\$\(([A-Za-z_][A-Za-z0-9_]*)\)/g))
+      ok(defined.has(m[1]), `${what}: ${e.name} references $(${m[1]}) before it is defined`);
+    defined.add(e.name);
+  }
+  // Secrets never appear as literal values: SASL / Redis passwords come by reference.
+  for (const e of c.env)
+    if (/PASSWORD|USERNAME|EXTRA_CONFIG/.test(e.name))
+      ok(e.valueFrom && e.valueFrom.secretKeyRef, `${what}: ${e.name} from a secretKeyRef`);
+
+  // Worker settings from values.
+  const w = v.worker;
+  const want = {
+    EMBEDQ_SOURCE: v.source, EMBEDQ_MODEL: v.model.path, EMBEDQ_MODEL_NAME: v.model.name,
+    EMBEDQ_GROUP: v.consumerGroup, EMBEDQ_DEVICE: w.device, EMBEDQ_THREADS: w.threads,
+    EMBEDQ_MAX_TOKENS: w.maxTokens, EMBEDQ_LONG_INPUT: w.longInput, EMBEDQ_BATCH_TOKENS: w.batchTokens,
+    EMBEDQ_MAX_WAIT_MS: w.maxWaitMs, EMBEDQ_MAX_IN_FLIGHT: w.maxInFlight,
+    EMBEDQ_TOKENIZE_THREADS: w.tokenizeThreads, EMBEDQ_OUTPUT_FORMAT: w.outputFormat,
+    EMBEDQ_QDRANT_COLLECTION: w.qdrantCollection, EMBEDQ_MAX_MESSAGE_BYTES: w.maxMessageBytes,
+    EMBEDQ_MAX_DEPTH: w.maxDepth, EMBEDQ_DRAIN_TIMEOUT: w.drainTimeout,
+    EMBEDQ_METRICS_PORT: w.metricsPort, EMBEDQ_LOG_LEVEL: w.logLevel, OMP_WAIT_POLICY: "PASSIVE",
+  };
+  if (v.source === "kafka")
+    Object.assign(want, {
+      EMBEDQ_BROKERS: v.kafka.brokers, EMBEDQ_IN_TOPIC: v.kafka.inTopic,
+      EMBEDQ_OUT_TOPIC: v.kafka.outTopic, EMBEDQ_DLQ_TOPIC: v.kafka.dlqTopic, EMBEDQ_CLIENT_ID: v.kafka.clientId,
+    });
+  else
+    Object.assign(want, {
+      EMBEDQ_IN_STREAM: v.redis.inStream, EMBEDQ_OUT_STREAM: v.redis.outStream,
+      EMBEDQ_DLQ_STREAM: v.redis.dlqStream, EMBEDQ_REDIS_COUNT: v.redis.count,
+      EMBEDQ_REDIS_BLOCK_MS: v.redis.blockMs, EMBEDQ_CLAIM_IDLE_MS: v.redis.claimIdleMs,
+      EMBEDQ_CLAIM_INTERVAL_MS: v.redis.claimIntervalMs, EMBEDQ_MAX_DELIVERIES: v.redis.maxDeliveries,
+      EMBEDQ_OUT_MAXLEN: v.redis.outMaxlen,
+    });
+  for (const [k, val] of Object.entries(want))
+    eq(env[k] && env[k].value, String(val), `${what}: env ${k}`);
+  const other = v.source === "kafka" ? /^EMBEDQ_(REDIS|IN_STREAM|OUT_STREAM|DLQ_STREAM|CLAIM|MAX_DELIVERIES|OUT_MAXLEN|CONSUMER)/
+                                     : /^EMBEDQ_(BROKERS|IN_TOPIC|OUT_TOPIC|DLQ_TOPIC|KAFKA|CLIENT_ID)/;
+  for (const n of names) ok(!other.test(n), `${what}: ${n} does not belong to source ${v.source}`);
+
+  // Grace period above the drain timeout.
+  const grace = spec.terminationGracePeriodSeconds;
+  ok(grace > num(env.EMBEDQ_DRAIN_TIMEOUT.value),
+     `${what}: terminationGracePeriodSeconds ${grace} > drain timeout ${env.EMBEDQ_DRAIN_TIMEOUT.value}`);
+  if (v.terminationGracePeriodSeconds == null)
+    eq(grace, w.drainTimeout + v.terminationGraceMarginSeconds, `${what}: grace = drain + margin`);
+
+  // Probes and the metrics port.
+  const port = c.ports.find((p) => p.name === "metrics");
+  ok(port && port.containerPort === w.metricsPort, `${what}: containerPort metrics = ${w.metricsPort}`);
+  eq(c.livenessProbe.httpGet.path, "/healthz", `${what}: liveness path`);
+  eq(c.readinessProbe.httpGet.path, "/readyz", `${what}: readiness path`);
+  eq(c.startupProbe.httpGet.path, "/readyz", `${what}: startup path`);
+  for (const p of [c.livenessProbe, c.readinessProbe, c.startupProbe]) eq(p.httpGet.port, "metrics", `${what}: probe port`);
+  const budget = c.startupProbe.failureThreshold * c.startupProbe.periodSeconds;
+  ok(budget >= v.startup.maxSeconds && budget < v.startup.maxSeconds + c.startupProbe.periodSeconds,
+     `${what}: startup budget ${budget} s covers startup.maxSeconds ${v.startup.maxSeconds}`);
+
+  // Security.
+  const sc = c.securityContext || {};
+  eq(sc.readOnlyRootFilesystem, true, `${what}: readOnlyRootFilesystem`);
+  eq(sc.allowPrivilegeEscalation, false, `${what}: allowPrivilegeEscalation`);
+  eq(spec.securityContext.runAsNonRoot, true, `${what}: runAsNonRoot`);
+  ok(spec.securityContext.runAsUser > 0, `${what}: runAsUser non-root`);
+  ok((c.volumeMounts || []).some((m) => m.mountPath === "/tmp"), `${what}: writable /tmp`);
+
+  // GPU.
+  const gpus = c.resources && c.resources.limits && c.resources.limits[v.gpu.resourceName];
+  if (v.gpu.count > 0) eq(gpus, v.gpu.count, `${what}: ${v.gpu.resourceName} limit`);
+  else ok(gpus === undefined, `${what}: no GPU requested`);
+
+  // Model volume.
+  const vols = Object.fromEntries((spec.volumes || []).map((x) => [x.name, x]));
+  const mount = (c.volumeMounts || []).find((m) => m.name === "model");
+  const mode = v.model.volume;
+  if (mode === "baked") {
+    ok(!vols.model && !mount, `${what}: baked model: nothing mounted`);
+  } else {
+    ok(mount && mount.mountPath === v.model.path && mount.readOnly === true, `${what}: model mounted read-only at ${v.model.path}`);
+    if (mode === "pvc") ok(vols.model && vols.model.persistentVolumeClaim && vols.model.persistentVolumeClaim.readOnly === true &&
+                           vols.model.persistentVolumeClaim.claimName === v.model.pvc.claimName, `${what}: pvc volume`);
+    if (mode === "hostPath") ok(vols.model && vols.model.hostPath && vols.model.hostPath.path === v.model.hostPath.path, `${what}: hostPath volume`);
+    if (mode === "initContainer") {
+      ok(vols.model && vols.model.emptyDir, `${what}: emptyDir model volume`);
+      const ic = (spec.initContainers || [])[0];
+      ok(ic && ic.image === v.model.initContainer.image && ic.volumeMounts.some((m) => m.name === "model" && m.mountPath === v.model.path && !m.readOnly),
+         `${what}: init container writes the model at ${v.model.path}`);
+    }
+  }
+  if (mode !== "initContainer") ok(!spec.initContainers, `${what}: no init container`);
+
+  // Replicas: KEDA owns them when autoscaling is on.
+  if (v.autoscaling.enabled) ok(dep.spec.replicas === undefined, `${what}: no spec.replicas under KEDA`);
+  else eq(dep.spec.replicas, v.replicaCount, `${what}: replicas`);
+
+  // Selectors of the other objects match the pods.
+  const matches = (sel) => Object.entries(sel || {}).every(([k, x]) => podLabels[k] === x);
+  for (const pdb of byKind(objs, "PodDisruptionBudget")) ok(matches(pdb.spec.selector.matchLabels), `${what}: PDB selects the pods`);
+  eq(byKind(objs, "PodDisruptionBudget").length, v.podDisruptionBudget.enabled ? 1 : 0, `${what}: PDB count`);
+  const svc = byKind(objs, "Service")[0];
+  eq(!!svc, !!v.service.enabled, `${what}: Service present`);
+  if (svc) {
+    ok(matches(svc.spec.selector), `${what}: Service selects the pods`);
+    eq(svc.spec.ports[0].targetPort, "metrics", `${what}: Service targets the metrics port`);
+  }
+  for (const o of objs)
+    ok(o.metadata.labels && o.metadata.labels["app.kubernetes.io/instance"] === "rel", `${what}: ${o.kind} labelled`);
+
+  checkScaling(what, objs, v, dep, env);
+  checkMonitoring(what, objs, v, svc, podLabels);
+}
+
+function expectedLagThreshold(a) {
+  return a.lagThreshold != null ? a.lagThreshold : Math.ceil(a.messagesPerSecondPerPod * a.targetLagSeconds);
+}
+
+function checkScaling(what, objs, v, dep, env) {
+  const so = byKind(objs, "ScaledObject")[0];
+  const ta = byKind(objs, "TriggerAuthentication")[0];
+  const a = v.autoscaling;
+  if (!a.enabled) {
+    ok(!so && !ta, `${what}: no ScaledObject without autoscaling`);
+    return;
+  }
+  if (!ok(so, `${what}: ScaledObject present`)) return;
+  eq(so.spec.scaleTargetRef.name, dep.metadata.name, `${what}: scaleTargetRef`);
+  eq(so.spec.minReplicaCount, a.minReplicas, `${what}: minReplicaCount`);
+  const max = a.maxReplicas != null ? a.maxReplicas : v.source === "kafka" ? v.kafka.partitions : 4;
+  eq(so.spec.maxReplicaCount, max, `${what}: maxReplicaCount (default: partitions)`);
+  if (v.source === "kafka" && !v.kafka.keda.allowIdleConsumers)
+    ok(so.spec.maxReplicaCount <= v.kafka.partitions, `${what}: maxReplicaCount <= partitions`);
+  eq(so.spec.pollingInterval, a.pollingInterval, `${what}: pollingInterval`);
+  eq(so.spec.cooldownPeriod, a.cooldownPeriod, `${what}: cooldownPeriod`);
+  const beh = so.spec.advanced.horizontalPodAutoscalerConfig.behavior;
+  ok(beh.scaleDown.stabilizationWindowSeconds > beh.scaleUp.stabilizationWindowSeconds,
+     `${what}: scale-down stabilization (${beh.scaleDown.stabilizationWindowSeconds}) longer than scale-up (${beh.scaleUp.stabilizationWindowSeconds})`);
+  if (a.fallback.enabled) {
+    ok(so.spec.fallback && so.spec.fallback.replicas >= 1 && so.spec.fallback.replicas <= max, `${what}: fallback replicas within bounds`);
+  } else ok(!so.spec.fallback, `${what}: no fallback`);
+
+  eq(so.spec.triggers.length, 1, `${what}: one trigger`);
+  const t = so.spec.triggers[0];
+  const md = t.metadata;
+  for (const [k, x] of Object.entries(md)) ok(typeof x === "string", `${what}: trigger metadata ${k} is a string`);
+  const lag = String(expectedLagThreshold(a));
+  if (v.source === "kafka") {
+    eq(t.type, "kafka", `${what}: trigger type`);
+    eq(md.lagThreshold, lag, `${what}: lagThreshold = ceil(messagesPerSecondPerPod x targetLagSeconds)`);
+    eq(md.activationLagThreshold, String(a.activationLagThreshold), `${what}: activationLagThreshold`);
+    eq(md.bootstrapServers, env.EMBEDQ_BROKERS.value, `${what}: bootstrapServers = EMBEDQ_BROKERS`);
+    eq(md.topic, env.EMBEDQ_IN_TOPIC.value, `${what}: topic = EMBEDQ_IN_TOPIC`);
+    eq(md.consumerGroup, env.EMBEDQ_GROUP.value, `${what}: consumerGroup = EMBEDQ_GROUP`);
+    const reset = v.kafka.keda.offsetResetPolicy || v.kafka.config["auto.offset.reset"] || "earliest";
+    eq(md.offsetResetPolicy, reset, `${what}: offsetResetPolicy follows the worker's auto.offset.reset`);
+    const cfg = env.EMBEDQ_KAFKA_CONFIG ? env.EMBEDQ_KAFKA_CONFIG.value.split(";") : [];
+    const proto = v.kafka.sasl.enabled ? (v.kafka.tls.enabled ? "SASL_SSL" : "SASL_PLAINTEXT") : v.kafka.tls.enabled ? "SSL" : null;
+    if (proto) ok(cfg.includes(`security.protocol=${proto}`), `${what}: security.protocol=${proto} in EMBEDQ_KAFKA_CONFIG`);
+    eq(md.sasl, v.kafka.sasl.enabled ? { PLAIN: "plaintext", "SCRAM-SHA-256": "scram_sha256", "SCRAM-SHA-512": "scram_sha512" }[v.kafka.sasl.mechanism] : undefined, `${what}: KEDA sasl`);
+    eq(md.tls, v.kafka.tls.enabled ? "enable" : undefined, `${what}: KEDA tls`);
+    for (const [k, x] of Object.entries(v.kafka.config)) ok(cfg.includes(`${k}=${x}`), `${what}: kafka.config ${k} in EMBEDQ_KAFKA_CONFIG`);
+  } else {
+    eq(t.type, "redis-streams", `${what}: trigger type`);
+    eq(md.lagCount, lag, `${what}: lagCount = ceil(messagesPerSecondPerPod x targetLagSeconds)`);
+    eq(md.activationLagCount, String(a.activationLagThreshold), `${what}: activationLagCount`);
+    eq(md.address, v.redis.address, `${what}: address`);
+    eq(md.stream, env.EMBEDQ_IN_STREAM.value, `${what}: stream = EMBEDQ_IN_STREAM`);
+    eq(md.consumerGroup, env.EMBEDQ_GROUP.value, `${what}: consumerGroup = EMBEDQ_GROUP`);
+    eq(md.databaseIndex, String(v.redis.db), `${what}: databaseIndex`);
+    if (!v.redis.auth.urlKey) {
+      const url = env.EMBEDQ_REDIS_URL.value;
+      ok(url.endsWith(`@${v.redis.address}/${v.redis.db}`) || url === `redis://${v.redis.address}/${v.redis.db}`,
+         `${what}: EMBEDQ_REDIS_URL ${url} points at ${v.redis.address}/${v.redis.db}`);
+    }
+  }
+  // Authentication: the trigger and the worker read the same Secrets.
+  const needAuth = v.source === "kafka" ? v.kafka.sasl.enabled || v.kafka.tls.enabled : !!v.redis.auth.secretName;
+  eq(!!ta, needAuth, `${what}: TriggerAuthentication present`);
+  eq(!!t.authenticationRef, needAuth, `${what}: authenticationRef present`);
+  if (ta && t.authenticationRef) {
+    eq(t.authenticationRef.name, ta.metadata.name, `${what}: authenticationRef names the TriggerAuthentication`);
+    const params = Object.fromEntries(ta.spec.secretTargetRef.map((r) => [r.parameter, r]));
+    const ref = (n) => env[n] && env[n].valueFrom && env[n].valueFrom.secretKeyRef;
+    if (v.source === "kafka" && v.kafka.sasl.enabled) {
+      for (const [p, n] of [["username", "KAFKA_SASL_USERNAME"], ["password", "KAFKA_SASL_PASSWORD"]])
+        ok(params[p] && ref(n) && params[p].name === ref(n).name && params[p].key === ref(n).key, `${what}: KEDA ${p} = worker ${n}`);
+    }
+    if (v.source === "kafka" && v.kafka.tls.enabled) {
+      ok(params.ca && params.ca.name === v.kafka.tls.secretName && params.ca.key === v.kafka.tls.caKey, `${what}: KEDA ca`);
+      eq(!!params.cert, !!v.kafka.tls.certKey, `${what}: KEDA cert`);
+      const vol = dep.spec.template.spec.volumes.find((x) => x.name === "kafka-tls");
+      ok(vol && vol.secret.secretName === v.kafka.tls.secretName, `${what}: TLS secret mounted for the worker`);
+    }
+    if (v.source === "redis")
+      ok(params.password && ref("REDIS_PASSWORD") && params.password.key === ref("REDIS_PASSWORD").key, `${what}: KEDA password = worker REDIS_PASSWORD`);
+  }
+}
+
+function checkMonitoring(what, objs, v, svc, podLabels) {
+  const m = v.monitoring;
+  const sm = byKind(objs, "ServiceMonitor"), pm = byKind(objs, "PodMonitor");
+  if (!m.monitor.enabled) ok(!sm.length && !pm.length, `${what}: no monitor`);
+  else if (m.monitor.kind === "ServiceMonitor") {
+    eq(sm.length, 1, `${what}: one ServiceMonitor`);
+    if (sm[0] && svc) {
+      ok(Object.entries(sm[0].spec.selector.matchLabels).every(([k, x]) => svc.metadata.labels[k] === x), `${what}: ServiceMonitor selects the Service`);
+      eq(sm[0].spec.endpoints[0].port, "metrics", `${what}: ServiceMonitor port`);
+    }
+  } else {
+    eq(pm.length, 1, `${what}: one PodMonitor`);
+    if (pm[0]) {
+      ok(Object.entries(pm[0].spec.selector.matchLabels).every(([k, x]) => podLabels[k] === x), `${what}: PodMonitor selects the pods`);
+      eq(pm[0].spec.podMetricsEndpoints[0].port, "metrics", `${what}: PodMonitor port`);
+    }
+  }
+  eq(byKind(objs, "PrometheusRule").length, m.prometheusRule.enabled ? 1 : 0, `${what}: PrometheusRule count`);
+  eq(byKind(objs, "ConfigMap").length, m.dashboard.enabled ? 1 : 0, `${what}: dashboard ConfigMap count`);
+}
+
+function caseValues(extra, files = []) {
+  let v = defaults();
+  for (const f of files) v = merge(v, loadYaml(f));
+  return merge(v, extra || {});
+}
+
+// ---------------------------------------------------------------- variants
+
+const SASL_TLS = {
+  kafka: {
+    sasl: { enabled: true, mechanism: "SCRAM-SHA-512", secretName: "kafka-user" },
+    tls: { enabled: true, secretName: "kafka-ca", certKey: "tls.crt", keyKey: "tls.key" },
+    config: { "auto.offset.reset": "latest", "linger.ms": 10 },
+    configSecret: { name: "kafka-extra", key: "config" },
+  },
+};
+export const VARIANTS = {
+  "kafka-default": {},
+  "redis-default": { source: "redis" },
+  "scale-to-zero-kafka": { autoscaling: { minReplicas: 0, activationLagThreshold: 10 } },
+  "scale-to-zero-redis": { source: "redis", autoscaling: { minReplicas: 0, activationLagThreshold: 5 } },
+  "explicit-lag-threshold": { autoscaling: { lagThreshold: 777, maxReplicas: 3 } },
+  "fractional-throughput": { autoscaling: { messagesPerSecondPerPod: 2.5, targetLagSeconds: 45 } },
+  "no-autoscaling": { autoscaling: { enabled: false }, replicaCount: 3 },
+  "no-fallback": { autoscaling: { fallback: { enabled: false } } },
+  "model-pvc-subpath": { model: { volume: "pvc", pvc: { claimName: "models", subPath: "qwen3-0.6b" } } },
+  "model-hostpath": { model: { volume: "hostPath", hostPath: { path: "/var/lib/models/qwen3" } } },
+  "model-initcontainer": {
+    model: { volume: "initContainer", initContainer: { image: "registry.example/model-fetch:1", command: ["sh", "-c", "cp -r /src/. \"$MODEL_DIR\""], sizeLimit: "4Gi" } },
+  },
+  "model-baked": { model: { volume: "baked" }, image: { repository: "registry.example/embedq-qwen3-0.6b", tag: "2" }, args: ["--max-wait-ms", "10"] },
+  "monitoring-servicemonitor": {
+    monitoring: { monitor: { enabled: true, labels: { release: "kube-prometheus-stack" } }, prometheusRule: { enabled: true }, dashboard: { enabled: true } },
+  },
+  "monitoring-podmonitor": {
+    service: { enabled: false },
+    monitoring: { monitor: { enabled: true, kind: "PodMonitor" }, prometheusRule: { enabled: true, selector: 'job="embedq"' }, dashboard: { enabled: true } },
+  },
+  "monitoring-off": { service: { enabled: false }, podDisruptionBudget: { enabled: false } },
+  "kafka-sasl-tls": SASL_TLS,
+  "kafka-sasl-plain-only": { kafka: { sasl: { enabled: true, mechanism: "PLAIN", secretName: "kafka-user" } } },
+  "kafka-tls-only": { kafka: { tls: { enabled: true, secretName: "kafka-ca" } } },
+  "redis-password": { source: "redis", redis: { address: "redis-master.data:6380", db: 2, auth: { secretName: "redis-auth" } } },
+  "redis-acl-user": { source: "redis", redis: { auth: { secretName: "redis-auth", usernameKey: "username" } } },
+  "redis-url-secret": { source: "redis", redis: { auth: { secretName: "redis-auth", urlKey: "url" } } },
+  "grace-explicit": { terminationGracePeriodSeconds: 120, worker: { drainTimeout: 90 } },
+  "cpu-device": { worker: { device: "cpu", threads: 4 }, gpu: { count: 0 }, tolerations: [] },
+  "pdb-min-available": { podDisruptionBudget: { minAvailable: "50%" } },
+  "extra-env": {
+    extraEnv: [{ name: "HF_HOME", value: "/tmp/hf" }, { name: "NODE_NAME", valueFrom: { fieldRef: { fieldPath: "spec.nodeName" } } }],
+    envFrom: [{ configMapRef: { name: "embedq-extra" } }],
+    runtimeClassName: "nvidia", priorityClassName: "gpu-batch",
+    nodeSelector: { "nvidia.com/gpu.product": "NVIDIA-L4" },
+  },
+};
+
+// ---------------------------------------------------------------- cases
+
+const cases = {
+  lint() {
+    const r = helm(["lint", "--strict", chartDir]);
+    ok(r.status === 0, `helm lint --strict (defaults): ${r.stdout}${r.stderr}`);
+    for (const p of profiles())
+      for (const source of ["kafka", "redis"]) {
+        const r2 = helm(["lint", "--strict", chartDir, "-f", p, "--set", `source=${source}`]);
+        ok(r2.status === 0, `helm lint --strict ${path.basename(p)} ${source}: ${r2.stdout}${r2.stderr}`);
+      }
+    const pkg = tmpdir();
+    const r3 = helm(["package", chartDir, "-d", pkg]);
+    ok(r3.status === 0 && fs.readdirSync(pkg).some((f) => f.endsWith(".tgz")), `helm package: ${r3.stderr}`);
+
+    // NOTES.txt renders (helm template skips it: render a copy of the chart
+    // in which the notes are the body of a ConfigMap).
+    const copy = path.join(tmpdir(), "embedq");
+    fs.cpSync(chartDir, copy, { recursive: true });
+    const notes = fs.readFileSync(path.join(copy, "templates", "NOTES.txt"), "utf8");
+    fs.writeFileSync(path.join(copy, "templates", "_notes_test.tpl"), `{{- define "test.notes" -}}\n${notes}{{- end -}}\n`);
+    fs.writeFileSync(path.join(copy, "templates", "zz-notes-test.yaml"),
+      'apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: notes\ndata:\n  notes: |\n{{ include "test.notes" . | indent 4 }}\n');
+    const notesFor = (set) => {
+      const r = helm(["template", "rel", copy, "-n", "ml", "--show-only", "templates/zz-notes-test.yaml", ...set.flatMap((s) => ["--set", s])]);
+      ok(r.status === 0, `NOTES.txt renders with ${set.join(",") || "defaults"}: ${r.stderr}`);
+      return r.status === 0 ? YAML.parse(r.stdout).data.notes : "";
+    };
+    // docs/deploy.md's values table names every value of values.yaml.
+    const deploy = fs.readFileSync(path.join(root, "docs", "deploy.md"), "utf8");
+    const opaque = new Set(["config", "extraMetadata", "labels", "annotations", "nodeSelector", "affinity", "podAnnotations",
+                            "podLabels", "resources", "behavior", "podSecurityContext", "securityContext", "strategy"]);
+    const leaves = [];
+    const walk = (o, p) => {
+      if (o && typeof o === "object" && !Array.isArray(o) && Object.keys(o).length && !opaque.has(p.split(".").pop()))
+        for (const [k, x] of Object.entries(o)) walk(x, p ? `${p}.${k}` : k);
+      else leaves.push(p);
+    };
+    walk(defaults(), "");
+    for (const l of leaves) ok(deploy.includes(`| \`${l}\` |`), `docs/deploy.md values table lists ${l}`);
+    const n1 = notesFor([]);
+    ok(n1.includes("one replica per 3000 records") && n1.includes("ESTIMATE"), `NOTES: lag threshold and its estimate: ${n1}`);
+    ok(n1.includes("terminationGracePeriodSeconds 45"), "NOTES: grace period");
+    ok(notesFor(["autoscaling.minReplicas=0"]).includes("Scale to zero is on"), "NOTES: scale-to-zero cold start");
+    ok(notesFor(["source=redis", "autoscaling.enabled=false"]).includes("Autoscaling is off"), "NOTES: no autoscaling");
+  },
+
+  profiles() {
+    const ps = profiles();
+    eq(ps.length, 9, "nine profiles (A10, L4, H100 x 0.6B, 4B, 8B)");
+    for (const gpu of ["a10", "l4", "h100"])
+      for (const m of ["0.6b", "4b", "8b"])
+        ok(ps.some((p) => path.basename(p) === `${gpu}-${m}.yaml`), `profile ${gpu}-${m}.yaml exists`);
+    const gpuMem = { a10: 24, l4: 24, h100: 80 }, weights = { "0.6b": 1.2, "4b": 8, "8b": 16 };
+    for (const p of ps) {
+      const base = path.basename(p, ".yaml");
+      const text = fs.readFileSync(p, "utf8");
+      ok(/ESTIMATE/.test(text) && /embedq bench/.test(text), `${base}: throughput marked as an estimate to replace with embedq bench`);
+      const [gpu, model] = base.split("-");
+      const pv = loadYaml(p);
+      ok(weights[model] < gpuMem[gpu], `${base}: weights fit the GPU`);
+      ok(pv.model.name.toLowerCase().endsWith(model), `${base}: model name ${pv.model.name}`);
+      // Drain: what is in flight must finish within the drain timeout at the estimated rate.
+      ok(pv.worker.maxInFlight / pv.autoscaling.messagesPerSecondPerPod <= pv.worker.drainTimeout,
+         `${base}: maxInFlight ${pv.worker.maxInFlight} drains within ${pv.worker.drainTimeout} s at ${pv.autoscaling.messagesPerSecondPerPod} msg/s`);
+      // docs/deploy.md's profiles table says the same.
+      const row = fs.readFileSync(path.join(root, "docs", "deploy.md"), "utf8").split("\n").find((l) => l.startsWith(`| \`${base}\` |`));
+      if (ok(row, `docs/deploy.md profiles table has ${base}`)) {
+        const cells = row.split("|").map((x) => x.trim());
+        eq([cells[4], cells[6], cells[7], cells[8], cells[9]].map(Number),
+           [pv.worker.batchTokens, pv.autoscaling.messagesPerSecondPerPod, pv.autoscaling.messagesPerSecondPerPod * pv.autoscaling.targetLagSeconds,
+            pv.worker.maxInFlight, pv.worker.drainTimeout], `${base}: docs/deploy.md row (batchTokens, msg/s, lagThreshold, maxInFlight, drainTimeout)`);
+      }
+      for (const source of ["kafka", "redis"]) {
+        const what = `${base}/${source}`;
+        const extra = { source };
+        const objs = renderOk(what, { files: [p], values: extra });
+        if (objs) checkRelease(what, objs, caseValues(extra, [p]));
+      }
+    }
+  },
+
+  variants() {
+    for (const [name, extra] of Object.entries(VARIANTS)) {
+      const objs = renderOk(name, { values: extra });
+      if (!objs) continue;
+      const v = caseValues(extra);
+      checkRelease(name, objs, v);
+      const dep = byKind(objs, "Deployment")[0];
+      const c = dep.spec.template.spec.containers[0];
+      const env = envOf(c);
+      const so = byKind(objs, "ScaledObject")[0];
+      // Facts particular to a variant.
+      if (name.startsWith("scale-to-zero")) eq(so.spec.minReplicaCount, 0, `${name}: scales to zero`);
+      if (name === "explicit-lag-threshold") eq(so.spec.triggers[0].metadata.lagThreshold, "777", `${name}: explicit lagThreshold`);
+      if (name === "fractional-throughput") eq(so.spec.triggers[0].metadata.lagThreshold, "113", `${name}: ceil(2.5 x 45) = 113`);
+      if (name === "kafka-default") eq(so.spec.triggers[0].metadata.lagThreshold, "3000", `${name}: ceil(100 x 30)`);
+      if (name === "kafka-default") eq(so.spec.maxReplicaCount, 6, `${name}: maxReplicaCount = kafka.partitions`);
+      if (name === "redis-default") eq(so.spec.maxReplicaCount, 4, `${name}: redis maxReplicaCount default`);
+      if (name === "kafka-sasl-tls") {
+        const cfg = env.EMBEDQ_KAFKA_CONFIG.value;
+        eq(cfg, "security.protocol=SASL_SSL;sasl.mechanism=SCRAM-SHA-512;sasl.username=$(KAFKA_SASL_USERNAME);sasl.password=$(KAFKA_SASL_PASSWORD);" +
+           "ssl.ca.location=/etc/embedq/kafka-tls/ca.crt;ssl.certificate.location=/etc/embedq/kafka-tls/tls.crt;ssl.key.location=/etc/embedq/kafka-tls/tls.key;" +
+           "auto.offset.reset=latest;linger.ms=10;$(KAFKA_EXTRA_CONFIG)", `${name}: EMBEDQ_KAFKA_CONFIG`);
+        eq(so.spec.triggers[0].metadata.offsetResetPolicy, "latest", `${name}: KEDA offsetResetPolicy follows auto.offset.reset`);
+      }
+      if (name === "kafka-default") ok(!env.EMBEDQ_KAFKA_CONFIG, `${name}: no EMBEDQ_KAFKA_CONFIG without settings`);
+      if (name === "redis-default") eq(env.EMBEDQ_REDIS_URL.value, "redis://redis:6379/0", `${name}: EMBEDQ_REDIS_URL`);
+      if (name === "redis-password") eq(env.EMBEDQ_REDIS_URL.value, "redis://:$(REDIS_PASSWORD)@redis-master.data:6380/2", `${name}: EMBEDQ_REDIS_URL`);
+      if (name === "redis-acl-user") eq(env.EMBEDQ_REDIS_URL.value, "redis://$(REDIS_USERNAME):$(REDIS_PASSWORD)@redis:6379/0", `${name}: EMBEDQ_REDIS_URL`);
+      if (name === "redis-url-secret") eq(env.EMBEDQ_REDIS_URL.valueFrom, { secretKeyRef: { name: "redis-auth", key: "url" } }, `${name}: EMBEDQ_REDIS_URL from the Secret`);
+      if (v.source === "redis") eq(env.EMBEDQ_CONSUMER.valueFrom, { fieldRef: { fieldPath: "metadata.name" } }, `${name}: consumer name = pod name`);
+      if (name === "grace-explicit") eq(dep.spec.template.spec.terminationGracePeriodSeconds, 120, `${name}: explicit grace`);
+      if (name === "no-autoscaling") eq(dep.spec.replicas, 3, `${name}: replicas`);
+      if (name === "model-initcontainer") eq(dep.spec.template.spec.volumes.find((x) => x.name === "model").emptyDir.sizeLimit, "4Gi", `${name}: emptyDir size`);
+      if (name === "model-baked") eq(c.image, "registry.example/embedq-qwen3-0.6b:2", `${name}: image`);
+      if (name === "model-baked") eq(c.args, ["--max-wait-ms", "10"], `${name}: args`);
+      if (name !== "model-baked") ok(!c.command && !c.args, `${name}: the image's entrypoint runs`);
+      if (name === "model-pvc-subpath") eq(c.volumeMounts.find((m) => m.name === "model").subPath, "qwen3-0.6b", `${name}: subPath`);
+      if (name === "extra-env") {
+        ok(env.HF_HOME && env.NODE_NAME, `${name}: extraEnv appended`);
+        eq(c.envFrom, [{ configMapRef: { name: "embedq-extra" } }], `${name}: envFrom`);
+        eq(dep.spec.template.spec.runtimeClassName, "nvidia", `${name}: runtimeClassName`);
+      }
+      if (name === "monitoring-servicemonitor") {
+        eq(byKind(objs, "ServiceMonitor")[0].metadata.labels.release, "kube-prometheus-stack", `${name}: monitor labels`);
+        const cm = byKind(objs, "ConfigMap")[0];
+        eq(cm.metadata.labels.grafana_dashboard, "1", `${name}: grafana sidecar label`);
+        eq(cm.data["embedq.json"], fs.readFileSync(path.join(chartDir, "dashboards", "embedq.json"), "utf8").replace(/\n$/, ""),
+           `${name}: ConfigMap carries dashboards/embedq.json`);
+        const rule = byKind(objs, "PrometheusRule")[0];
+        const alerts = rule.spec.groups.flatMap((g) => g.rules.map((r) => r.alert));
+        eq(alerts, ["EmbedqLagGrowing", "EmbedqDeadLetterRateHigh", "EmbedqPodNotReady", "EmbedqEngineErrors", "EmbedqBrokerErrors"], `${name}: alerts`);
+        for (const r of rule.spec.groups[0].rules) ok(r.expr.includes('namespace="ml"'), `${name}: ${r.alert} scoped to the release namespace`);
+      }
+      if (name === "monitoring-podmonitor")
+        for (const r of byKind(objs, "PrometheusRule")[0].spec.groups[0].rules) ok(r.expr.includes('job="embedq"'), `${name}: custom selector`);
+    }
+  },
+
+  // Bad values fail at render time, naming the setting.
+  negative() {
+    const bad = [
+      [{ worker: { batchTokens: 0 } }, "worker.batchTokens"],
+      [{ worker: { batchToken: 8192 } }, "batchToken"],
+      [{ worker: { device: "gpu" } }, "worker.device"],
+      [{ worker: { outputFormat: "parquet" } }, "worker.outputFormat"],
+      [{ worker: { metricsPort: 0 } }, "worker.metricsPort"],
+      [{ worker: { drainTimeout: 0 } }, "worker.drainTimeout"],
+      [{ source: "nats" }, "source"],
+      [{ consumerGroup: "" }, "consumerGroup"],
+      [{ terminationGracePeriodSeconds: 30 }, "terminationGracePeriodSeconds"],
+      [{ terminationGracePeriodSeconds: 60, worker: { drainTimeout: 90 } }, "terminationGracePeriodSeconds"],
+      [{ model: { pvc: { claimName: "" } } }, "model.pvc.claimName"],
+      [{ model: { volume: "hostPath" } }, "model.hostPath.path"],
+      [{ model: { volume: "initContainer" } }, "model.initContainer.image"],
+      [{ model: { volume: "initContainer", initContainer: { image: "x" } } }, "model.initContainer.command"],
+      [{ model: { volume: "s3" } }, "model.volume"],
+      [{ model: { path: "model" } }, "model.path"],
+      [{ kafka: { sasl: { enabled: true } } }, "kafka.sasl.secretName"],
+      [{ kafka: { sasl: { enabled: true, secretName: "s", mechanism: "GSSAPI" } } }, "kafka.sasl.mechanism"],
+      [{ kafka: { tls: { enabled: true } } }, "kafka.tls.secretName"],
+      [{ kafka: { tls: { enabled: true, secretName: "s", certKey: "tls.crt" } } }, "kafka.tls.certKey"],
+      [{ kafka: { config: { "sasl.password": "hunter2" } } }, "kafka.config.sasl.password"],
+      [{ kafka: { config: { "client.rack": "a;b" } } }, "kafka.config.client.rack"],
+      [{ kafka: { config: { "auto.offset.reset": "error" } } }, "auto.offset.reset"],
+      [{ kafka: { partitions: 0 } }, "kafka.partitions"],
+      [{ kafka: { brokers: "" } }, "kafka.brokers"],
+      [{ autoscaling: { maxReplicas: 12 } }, "autoscaling.maxReplicas"],
+      [{ autoscaling: { minReplicas: 5, maxReplicas: 4 } }, "autoscaling.maxReplicas"],
+      [{ autoscaling: { lagThreshold: 0 } }, "autoscaling.lagThreshold"],
+      [{ autoscaling: { messagesPerSecondPerPod: 0 } }, "autoscaling.messagesPerSecondPerPod"],
+      [{ autoscaling: { fallback: { replicas: 9 } } }, "autoscaling.fallback.replicas"],
+      [{ source: "redis", redis: { address: "redis" } }, "redis.address"],
+      [{ source: "redis", redis: { claimIntervalMs: 10 } }, "redis.claimIntervalMs"],
+      [{ monitoring: { monitor: { enabled: true } }, service: { enabled: false } }, "service.enabled"],
+      [{ monitoring: { monitor: { enabled: true, kind: "Probe" } } }, "monitoring.monitor.kind"],
+      [{ monitoring: { prometheusRule: { lagGrowing: { for: "15 minutes" } } } }, "monitoring.prometheusRule.lagGrowing.for"],
+      [{ startup: { maxSeconds: 0 } }, "startup.maxSeconds"],
+      [{ gpu: { count: -1 } }, "gpu.count"],
+      [{ extraEnv: [{ value: "x" }] }, "extraEnv"],
+    ];
+    for (const [values, setting] of bad) {
+      const r = render({ values });
+      const msg = (r.stderr + r.stdout).replace(/\s+/g, " ");
+      ok(r.status !== 0, `${JSON.stringify(values)}: render should fail`);
+      ok(r.status !== 0 && msg.includes(setting), `${JSON.stringify(values)}: the error names '${setting}': ${msg.slice(0, 300)}`);
+    }
+  },
+
+  // Every metric and label that the dashboard and the alerts use is one the
+  // worker documents (docs/metrics.md); rules pass promtool where installed.
+  monitoring() {
+    const doc = fs.readFileSync(path.join(root, "docs", "metrics.md"), "utf8");
+    const section = doc.split("## Worker metrics")[1] || "";
+    const known = {};
+    for (const line of section.split("\n")) {
+      const m = line.match(/^\|\s*`(embedq_[a-z_]+)`(?:,\s*`(embedq_[a-z_]+)`)?\s*\|\s*([a-z ()]+?)\s*\|\s*([^|]*)\|/);
+      if (!m) continue;
+      const labels = [...m[4].matchAll(/`([a-z_]+)`/g)].map((x) => x[1]);
+      for (const n of [m[1], m[2]].filter(Boolean)) known[n] = { type: m[3].split(" ")[0], labels };
+    }
+    ok(Object.keys(known).length >= 10, `docs/metrics.md lists the worker metrics (${Object.keys(known).length} found)`);
+    if (known.embedq_partition_lag) known.embedq_partition_lag.labels.push("stream"); // Redis (worker/cmd_worker.c)
+    const targetLabels = new Set(["namespace", "pod", "job", "instance", "container", "service", "endpoint"]);
+    const checkExpr = (what, expr) => {
+      const used = [...expr.matchAll(/\b(embedq_[a-z_]+)\b/g)].map((m) => m[1]);
+      ok(used.length > 0, `${what}: uses an embedq metric`);
+      const allowed = new Set(targetLabels);
+      for (const u of used) {
+        const base = u.replace(/_(bucket|sum|count)$/, "");
+        const k = known[u] || (known[base] && known[base].type === "histogram" ? known[base] : null);
+        ok(k, `${what}: metric ${u} is exported (docs/metrics.md)`);
+        if (k) k.labels.forEach((l) => allowed.add(l));
+        if (u.endsWith("_bucket")) allowed.add("le");
+        if (known[base] && known[base].type === "counter" || /_total$/.test(u))
+          ok(new RegExp(`(rate|increase)\\(${u}\\b`).test(expr), `${what}: counter ${u} is only used through rate()/increase()`);
+      }
+      const labelsUsed = [
+        ...[...expr.matchAll(/\b(?:by|without)\s*\(([^)]*)\)/g)].flatMap((m) => m[1].split(",").map((s) => s.trim()).filter(Boolean)),
+        ...[...expr.matchAll(/[{,]\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*(?:=~|!~|!=|=)/g)].map((m) => m[1]),
+      ];
+      for (const l of labelsUsed) ok(allowed.has(l), `${what}: label '${l}' exists on ${used.join(", ")}`);
+    };
+    // Dashboard: the committed JSON is the generator's output.
+    const py = which("python3");
+    if (py) {
+      const r = spawnSync(py, [path.join(here, "tools", "make_dashboard.py"), "--check"], { encoding: "utf8" });
+      ok(r.status === 0, `dashboards/embedq.json = tools/make_dashboard.py output: ${r.stdout}${r.stderr}`);
+    }
+    const dashText = fs.readFileSync(path.join(chartDir, "dashboards", "embedq.json"), "utf8");
+    let dash = null;
+    try { dash = JSON.parse(dashText); } catch (e) { ok(false, `dashboard JSON parses: ${e.message}`); }
+    if (dash) {
+      ok(dash.uid && dash.title && Array.isArray(dash.panels) && dash.panels.length >= 8, "dashboard has panels");
+      const titles = dash.panels.map((p) => p.title.toLowerCase()).join(" | ");
+      for (const w of ["throughput", "lag", "batch latency", "end-to-end", "dead letters", "memory"]) ok(titles.includes(w), `dashboard has a '${w}' panel`);
+      const ids = dash.panels.map((p) => p.id);
+      eq(ids.length, new Set(ids).size, "dashboard panel ids unique");
+      for (const p of dash.panels) for (const t of p.targets) checkExpr(`dashboard '${p.title}' ${t.refId}`, t.expr.replace(/\$__rate_interval/g, "5m"));
+    }
+    // Alerts.
+    const objs = renderOk("rules", { values: { monitoring: { prometheusRule: { enabled: true } } } });
+    const rule = objs && byKind(objs, "PrometheusRule")[0];
+    if (ok(rule, "PrometheusRule rendered")) {
+      for (const r of rule.spec.groups[0].rules) {
+        checkExpr(`alert ${r.alert}`, r.expr);
+        ok(r.labels && r.labels.severity && r.annotations && r.annotations.summary, `alert ${r.alert}: severity and summary`);
+      }
+      const promtool = which("promtool");
+      if (promtool) {
+        const dir = tmpdir();
+        const f = path.join(dir, "rules.yaml");
+        fs.writeFileSync(f, YAML.stringify({ groups: rule.spec.groups }));
+        const r = spawnSync(promtool, ["check", "rules", f], { encoding: "utf8" });
+        ok(r.status === 0, `promtool check rules: ${r.stdout}${r.stderr}`);
+        // And each dashboard query parses as PromQL (as a recording rule).
+        const rec = { groups: [{ name: "dashboard", rules: dash.panels.flatMap((p) => p.targets.map((t, i) => ({ record: `dashboard:p${p.id}:${i}`, expr: t.expr.replace(/\$__rate_interval/g, "5m").replace(/\$namespace|\$pod/g, ".*") }))) }] };
+        const f2 = path.join(dir, "dash.yaml");
+        fs.writeFileSync(f2, YAML.stringify(rec));
+        const r2 = spawnSync(promtool, ["check", "rules", f2], { encoding: "utf8" });
+        ok(r2.status === 0, `promtool: dashboard queries parse: ${r2.stdout}${r2.stderr}`);
+      } else console.log("note: promtool not found (Debian package prometheus): PromQL syntax not checked");
+    }
+  },
+
+  // Every EMBEDQ_* name the chart can render is a variable `embedq worker`
+  // reads (its --help lists them), plus EMBEDQ_LOG_LEVEL (engine/common.c).
+  "env-names"() {
+    const bin = embedqBin();
+    const help = spawnSync(bin, ["worker", "--help"], { encoding: "utf8" });
+    ok(help.status === 0, `embedq worker --help exits 0 (${help.status})`);
+    const accepted = new Set([...(help.stdout + help.stderr).matchAll(/\[(EMBEDQ_[A-Z0-9_]+)\]/g)].map((m) => m[1]));
+    accepted.add("EMBEDQ_LOG_LEVEL");
+    ok(accepted.size > 20, `--help lists the variables (${accepted.size})`);
+    const seen = new Set();
+    for (const [name, extra] of Object.entries(VARIANTS)) {
+      const objs = renderOk(name, { values: extra });
+      if (!objs) continue;
+      const c = byKind(objs, "Deployment")[0].spec.template.spec.containers[0];
+      const userNames = new Set((caseValues(extra).extraEnv || []).map((e) => e.name));
+      for (const e of c.env) {
+        if (userNames.has(e.name)) continue; // the user's own extraEnv
+        if (e.name.startsWith("EMBEDQ_")) {
+          seen.add(e.name);
+          ok(accepted.has(e.name), `${name}: ${e.name} is a variable embedq worker reads`);
+        }
+      }
+    }
+    // The chart covers every worker variable except the listen address
+    // (fixed 0.0.0.0) and the few left to extraEnv.
+    const notRendered = [...accepted].filter((n) => !seen.has(n)).sort();
+    eq(notRendered, ["EMBEDQ_METRICS_ADDR"], "worker variables the chart does not set");
+  },
+
+  // The rendered environment, as Kubernetes would expand it, is accepted by
+  // the real worker: it starts, and with a broker at hand becomes ready.
+  async "worker-env"() {
+    const bin = embedqBin();
+    const dir = tmpdir();
+    const model = path.join(dir, "model");
+    const g = spawnSync(bin, ["gen-model", "--preset", "tiny", "--out", model, "--seed", "1"], { encoding: "utf8" });
+    if (g.status !== 0) {
+      console.log(`SKIP: embedq gen-model failed: ${g.stderr}`);
+      process.exit(77);
+    }
+    const secrets = {
+      "kafka-user/username": "embedq", "kafka-user/password": "pa=ss:w@rd",
+      "redis-auth/password": "r3d:is@pass", "redis-auth/username": "default",
+    };
+    const base = { worker: { device: "cpu", threads: 1, tokenizeThreads: 1, drainTimeout: 5 }, gpu: { count: 0 } };
+    const metricNames = new Set();
+    const runs = [];
+    // Kafka: the mock broker, ready expected.
+    const mock = await startMockKafka(bin);
+    if (mock) {
+      runs.push(["kafka-plain", merge(base, { kafka: { brokers: mock.addr, inTopic: "in", outTopic: "out", dlqTopic: "dlq", config: { "session.timeout.ms": 6000, "linger.ms": 5 } } }), true]);
+      runs.push(["kafka-sasl", merge(base, { kafka: { brokers: mock.addr, sasl: { enabled: true, mechanism: "SCRAM-SHA-256", secretName: "kafka-user" } } }), false]);
+      const ca = makeCa(dir);
+      if (ca)
+        runs.push(["kafka-sasl-tls", merge(base, { kafka: { brokers: mock.addr, sasl: { enabled: true, secretName: "kafka-user" }, tls: { enabled: true, secretName: "kafka-ca", certKey: "tls.crt", keyKey: "tls.key" } } }), false, ca]);
+      else console.log("note: openssl not found: TLS settings not started");
+    } else console.log("note: embedq mock-kafka unavailable: Kafka runs skipped");
+    const redis = await startRedis(dir, "r3d:is@pass");
+    if (redis) {
+      runs.push(["redis-password", merge(base, { source: "redis", redis: { address: `127.0.0.1:${redis.port}`, auth: { secretName: "redis-auth" } } }), true]);
+      runs.push(["redis-acl", merge(base, { source: "redis", redis: { address: `127.0.0.1:${redis.port}`, db: 1, auth: { secretName: "redis-auth", usernameKey: "username" } } }), true]);
+    } else console.log("note: redis-server not found: Redis runs skipped");
+    if (!runs.length) {
+      console.log("SKIP: neither embedq mock-kafka nor redis-server available");
+      process.exit(77);
+    }
+    try {
+      for (const [name, values, wantReady, tlsDir] of runs) {
+        const objs = renderOk(name, { values });
+        if (!objs) continue;
+        const c = byKind(objs, "Deployment")[0].spec.template.spec.containers[0];
+        const env = expandEnv(c.env, (e) => {
+          const r = e.valueFrom.secretKeyRef, f = e.valueFrom.fieldRef;
+          if (r) return secrets[`${r.name}/${r.key}`] ?? "";
+          if (f) return `${name}-pod-0`;
+          return "";
+        });
+        // Local stand-ins for what the pod has: the model, a free port, the TLS mount.
+        env.EMBEDQ_MODEL = model;
+        env.EMBEDQ_METRICS_PORT = "0";
+        if (tlsDir && env.EMBEDQ_KAFKA_CONFIG) env.EMBEDQ_KAFKA_CONFIG = env.EMBEDQ_KAFKA_CONFIG.replaceAll("/etc/embedq/kafka-tls", tlsDir);
+        for (const k of Object.keys(env)) ok(!env[k].includes("$("), `${name}: ${k} fully expanded`);
+        const res = await runWorker(bin, env, wantReady);
+        ok(res.started, `${name}: worker started with the rendered env (${res.why})`);
+        if (wantReady) ok(res.ready, `${name}: worker ready (/readyz 200): ${res.why}`);
+        ok(res.exit === 0 || res.exit === 3, `${name}: SIGTERM exit ${res.exit} (0 drained, 3 drain timeout)`);
+        for (const n of res.metrics) metricNames.add(n);
+      }
+      // Every metric the chart's dashboard and alerts name is in a real scrape.
+      if (metricNames.size) {
+        const used = new Set();
+        const dash = fs.readFileSync(path.join(chartDir, "dashboards", "embedq.json"), "utf8");
+        const rules = render({ values: { monitoring: { prometheusRule: { enabled: true } } } }).stdout;
+        for (const m of (dash + rules).matchAll(/\b(embedq_[a-z_]+)\b/g)) used.add(m[1].replace(/_(bucket|sum|count)$/, ""));
+        for (const u of used) ok(metricNames.has(u), `metric ${u} (dashboard / alerts) appears in a real /metrics scrape`);
+      }
+    } finally {
+      if (mock) mock.stop();
+      if (redis) redis.stop();
+    }
+  },
+};
+
+// ---------------------------------------------------------------- processes
+
+function embedqBin() {
+  const bin = process.env.EMBEDQ_BIN || path.join(root, "build", "embedq");
+  if (!fs.existsSync(bin)) {
+    console.log(`SKIP: no embedq binary (${bin}; set EMBEDQ_BIN)`);
+    process.exit(77);
+  }
+  return bin;
+}
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+function get(port, p) {
+  return new Promise((resolve) => {
+    const req = http.get({ host: "127.0.0.1", port, path: p, timeout: 2000 }, (res) => {
+      let body = "";
+      res.on("data", (d) => (body += d));
+      res.on("end", () => resolve({ status: res.statusCode, body }));
+    });
+    req.on("error", () => resolve({ status: 0, body: "" }));
+    req.on("timeout", () => req.destroy());
+  });
+}
+
+async function startMockKafka(bin) {
+  const p = spawn(bin, ["mock-kafka", "--partitions", "2", "--topics", "in,out,dlq,embedq-in,embedq-out,embedq-dlq"], { stdio: ["pipe", "pipe", "ignore"] });
+  const addr = await new Promise((resolve) => {
+    let buf = "";
+    const t = setTimeout(() => resolve(null), 10000);
+    p.stdout.on("data", (d) => {
+      buf += d;
+      if (buf.includes("\n")) { clearTimeout(t); resolve(buf.split("\n")[0].trim()); }
+    });
+    p.on("exit", () => { clearTimeout(t); resolve(null); });
+  });
+  if (!addr) { p.kill("SIGKILL"); return null; }
+  return { addr, stop: () => p.kill("SIGTERM") };
+}
+
+async function startRedis(dir, password) {
+  const server = which("redis-server");
+  if (!server) return null;
+  for (let attempt = 0; attempt < 5; attempt++) {
+    const port = 20000 + Math.floor(Math.random() * 20000);
+    const p = spawn(server, ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+                             "--dir", dir, "--requirepass", password], { stdio: "ignore" });
+    for (let i = 0; i < 50; i++) {
+      await sleep(100);
+      if (p.exitCode !== null) break;
+      const cli = spawnSync("redis-cli", ["-p", String(port), "--no-auth-warning", "-a", password, "PING"], { encoding: "utf8" });
+      if (cli.stdout && cli.stdout.includes("PONG")) {
+        // An ACL user "default" is Redis's own default user: AUTH default <password> works.
+        return { port, stop: () => p.kill("SIGTERM") };
+      }
+    }
+    p.kill("SIGKILL");
+  }
+  return null;
+}
+
+function makeCa(dir) {
+  const openssl = which("openssl");
+  if (!openssl) return null;
+  const d = path.join(dir, "tls");
+  fs.mkdirSync(d);
+  const r = spawnSync(openssl, ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=embedq-test",
+                                "-keyout", path.join(d, "tls.key"), "-out", path.join(d, "tls.crt")], { encoding: "utf8" });
+  if (r.status !== 0) return null;
+  fs.copyFileSync(path.join(d, "tls.crt"), path.join(d, "ca.crt"));
+  return d;
+}
+
+// Starts the worker with exactly `env` (plus PATH), waits for it to serve
+// HTTP and (if wanted) to turn ready, scrapes /metrics, sends SIGTERM.
+async function runWorker(bin, env, wantReady) {
+  const p = spawn(bin, ["worker"], { env: { PATH: process.env.PATH, ...env }, stdio: ["ignore", "pipe", "pipe"] });
+  let log = "";
+  p.stdout.on("data", (d) => (log += d));
+  p.stderr.on("data", (d) => (log += d));
+  const exited = new Promise((r) => p.on("exit", (code) => r(code)));
+  let port = 0, started = false, ready = false, metrics = new Set(), why = "";
+  const deadline = Date.now() + 30000;
+  while (Date.now() < deadline && p.exitCode === null) {
+    await sleep(250);
+    const m = log.match(/http: .* on [0-9.:]+:([0-9]+)/);
+    if (m) port = Number(m[1]);
+    // Started: the model opened and the broker client was configured without error.
+    if (port && /backend cpu/.test(log) && !/^embedq error/m.test(log)) {
+      if (!started) { started = true; await sleep(2000); if (p.exitCode !== null) { started = false; break; } }
+      const r = await get(port, "/readyz");
+      why = `/readyz ${r.status} ${r.body.trim()}`;
+      if (r.status === 200) ready = true;
+      if (ready || !wantReady) break;
+    }
+  }
+  if (port && p.exitCode === null) {
+    const r = await get(port, "/metrics");
+    for (const m of r.body.matchAll(/^# TYPE (embedq_[a-z_]+) /gm)) metrics.add(m[1]);
+  }
+  if (p.exitCode === null) p.kill("SIGTERM");
+  const timer = setTimeout(() => p.kill("SIGKILL"), 20000);
+  const exit = await exited;
+  clearTimeout(timer);
+  if (!started || (wantReady && !ready)) why += ` | log: ${log.split("\n").slice(-6).join(" / ")}`;
+  return { started, ready, exit, metrics, why };
+}
+
+// ---------------------------------------------------------------- main
+
+if (!cases[CASE]) {
+  console.log(`usage: chart_test.mjs ${Object.keys(cases).join("|")}`);
+  process.exit(2);
+}
+await cases[CASE]();
+finish(`chart ${CASE}`);
