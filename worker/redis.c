@@ -1541,24 +1541,45 @@ static int parse_int(const char *s, size_t n, long lo, long hi, long *out)
     return 0;
 }
 
+/* url with the password of its user-info part replaced by "***", for
+ * messages and logs. */
+static void redact_url(const char *url, char *out, size_t n)
+{
+    const char *scheme = strstr(url, "://");
+    const char *p = scheme ? scheme + 3 : url;
+    const char *slash = strchr(p, '/'), *at = NULL;
+    const char *hp_end = slash ? slash : p + strlen(p);
+    for (const char *s = p; s < hp_end; s++)
+        if (*s == '@') at = s;
+    if (!at) {
+        snprintf(out, n, "%s", url);
+        return;
+    }
+    const char *colon = memchr(p, ':', (size_t)(at - p));
+    const char *keep_end = colon ? colon + 1 : p; /* scheme://user: or scheme:// */
+    snprintf(out, n, "%.*s***%s", (int)(keep_end - url), url, at);
+}
+
 static int parse_url(redis_broker *r, const char *url, char *err, size_t errlen)
 {
+    char shown[512]; /* the URL as error messages show it: no password */
+    redact_url(url, shown, sizeof shown);
     if (!strncmp(url, "rediss://", 9))
         return eq_err(err, errlen,
                       "redis URL %s: TLS (rediss://) is not supported: this build uses hiredis "
                       "%d.%d.%d, which has no TLS; use redis:// (e.g. via a TLS sidecar)",
-                      url, HIREDIS_MAJOR, HIREDIS_MINOR, HIREDIS_PATCH);
+                      shown, HIREDIS_MAJOR, HIREDIS_MINOR, HIREDIS_PATCH);
     if (!strncmp(url, "unix://", 7)) {
         const char *p = url + 7, *q = strchr(p, '?');
         size_t n = q ? (size_t)(q - p) : strlen(p);
         if (n == 0 || p[0] != '/')
-            return eq_err(err, errlen, "redis URL %s: expected unix:///path/to/socket[?db=N]", url);
+            return eq_err(err, errlen, "redis URL %s: expected unix:///path/to/socket[?db=N]", shown);
         r->unix_path = dup_n(p, n);
         if (q) {
             long db;
             if (strncmp(q, "?db=", 4) || parse_int(q + 4, strlen(q + 4), 0, 1000000, &db))
                 return eq_err(err, errlen, "redis URL %s: expected ?db=N after the socket path",
-                              url);
+                              shown);
             r->db = (int)db;
         }
         return 0;
@@ -1567,7 +1588,7 @@ static int parse_url(redis_broker *r, const char *url, char *err, size_t errlen)
         return eq_err(err, errlen,
                       "redis URL %s: expected redis://[user:password@]HOST[:PORT][/DB] or "
                       "unix:///path",
-                      url);
+                      shown);
     const char *p = url + 8;
     const char *end = p + strlen(p);
     const char *slash = strchr(p, '/');
@@ -1588,11 +1609,11 @@ static int parse_url(redis_broker *r, const char *url, char *err, size_t errlen)
     const char *host = p, *host_end, *port_s = NULL;
     if (*p == '[') { /* [IPv6] */
         const char *rb = memchr(p, ']', (size_t)(hp_end - p));
-        if (!rb) return eq_err(err, errlen, "redis URL %s: unterminated [IPv6 address]", url);
+        if (!rb) return eq_err(err, errlen, "redis URL %s: unterminated [IPv6 address]", shown);
         host = p + 1;
         host_end = rb;
         if (rb + 1 < hp_end) {
-            if (rb[1] != ':') return eq_err(err, errlen, "redis URL %s: bad port", url);
+            if (rb[1] != ':') return eq_err(err, errlen, "redis URL %s: bad port", shown);
             port_s = rb + 2;
         }
     } else {
@@ -1600,19 +1621,19 @@ static int parse_url(redis_broker *r, const char *url, char *err, size_t errlen)
         host_end = colon ? colon : hp_end;
         if (colon) port_s = colon + 1;
     }
-    if (host_end == host) return eq_err(err, errlen, "redis URL %s: no host", url);
+    if (host_end == host) return eq_err(err, errlen, "redis URL %s: no host", shown);
     r->host = dup_n(host, (size_t)(host_end - host));
     r->port = 6379;
     if (port_s) {
         long port;
         if (parse_int(port_s, (size_t)(hp_end - port_s), 1, 65535, &port))
-            return eq_err(err, errlen, "redis URL %s: bad port", url);
+            return eq_err(err, errlen, "redis URL %s: bad port", shown);
         r->port = (int)port;
     }
     if (slash && slash[1]) {
         long db;
         if (parse_int(slash + 1, strlen(slash + 1), 0, 1000000, &db))
-            return eq_err(err, errlen, "redis URL %s: bad database number after '/'", url);
+            return eq_err(err, errlen, "redis URL %s: bad database number after '/'", shown);
         r->db = (int)db;
     }
     return 0;
