@@ -610,7 +610,11 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
          * Partitions never come in paused otherwise: revocation resumes
          * what we paused (librdkafka keeps an application pause across
          * unassign/assign). */
-        if (parts->cnt && k->hard_paused) rd_kafka_pause_partitions(rk, parts);
+        rd_kafka_topic_partition_list_t *pre = NULL; /* a copy: keeps parts' err fields */
+        if (parts->cnt && k->hard_paused) {
+            pre = rd_kafka_topic_partition_list_copy(parts);
+            rd_kafka_pause_partitions(rk, pre);
+        }
         for (int i = 0; i < parts->cnt; i++) {
             kpart *pt = part_get(k, parts->elems[i].partition);
             if (!pt) continue;
@@ -622,8 +626,9 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
             pt->assigned_ms = now;
             /* A failed pause (no such partition object yet) is redone by
              * reconcile_pause once the assignment has settled. */
-            pt->app_paused = k->hard_paused && !parts->elems[i].err;
+            pt->app_paused = pre && !pre->elems[i].err;
         }
+        if (pre) rd_kafka_topic_partition_list_destroy(pre);
         if (coop)
             e = rd_kafka_incremental_assign(rk, parts);
         else
