@@ -330,7 +330,7 @@ static int kafka_assign(collector *K, char *err, size_t errlen)
     }
     if (!rc) {
         rd_kafka_resp_err_t e = rd_kafka_assign(K->kout.rk, tpl);
-        if (e) rc = lt_err(err, errlen, "assigning the output topics: %s", rd_kafka_err2str(e));
+        if (e) rc = eq_err(err, errlen, "assigning the output topics: %s", rd_kafka_err2str(e));
     }
     rd_kafka_topic_partition_list_destroy(tpl);
     if (!rc && cfg->group) {
@@ -486,7 +486,7 @@ static int sample_lag(collector *K, char *err, size_t errlen)
     if (c->n_lag == c->lag_cap) {
         size_t cap = c->lag_cap ? c->lag_cap * 2 : 256;
         lt_lag_sample *p = realloc(c->lag, cap * sizeof *p);
-        if (!p) return lt_err(err, errlen, "out of memory");
+        if (!p) return eq_err(err, errlen, "out of memory");
         c->lag = p;
         c->lag_cap = cap;
     }
@@ -506,11 +506,11 @@ static int poll_manifest(collector *K, char *err, size_t errlen)
     }
     if (lt_manifest_poll(&K->man, &(lt_manifest_cb){on_entry, on_mark}, K, err, errlen) < 0)
         return -1;
-    if (K->oom) return lt_err(err, errlen, "out of memory");
+    if (K->oom) return eq_err(err, errlen, "out of memory");
     K->c.manifest_started_us = K->man.started_us;
     if (K->man.ended && !K->c.manifest_complete) {
         if ((long)K->c.n != K->man.end_count)
-            return lt_err(err, errlen, "%s: \"# end %ld\" but %zu entries", K->cfg->manifest,
+            return eq_err(err, errlen, "%s: \"# end %ld\" but %zu entries", K->cfg->manifest,
                           K->man.end_count, K->c.n);
         K->c.manifest_complete = true;
         if (K->c.seen == (long)K->c.n) K->c.all_seen_us = lt_now_us();
@@ -539,7 +539,7 @@ static int loop(collector *K, char *err, size_t errlen)
         retry_held(K, false);
         int rc = K->redis ? redis_poll(K, 100, err, errlen) : kafka_poll(K, 100, err, errlen);
         if (rc) return -1;
-        if (K->oom) return lt_err(err, errlen, "out of memory");
+        if (K->oom) return eq_err(err, errlen, "out of memory");
         int64_t now = lt_now_us();
         if (cfg->group && now >= next_sample) {
             if (sample_lag(K, err, errlen)) return -1;
@@ -585,7 +585,7 @@ static int read_marks(collector *K, const char *path, char *err, size_t errlen)
     FILE *f = fopen(path, "r");
     if (!f)
         return errno == ENOENT ? 0
-                               : lt_err(err, errlen, "cannot open %s: %s", path, strerror(errno));
+                               : eq_err(err, errlen, "cannot open %s: %s", path, strerror(errno));
     char line[256], name[64];
     long long us;
     int rc = 0, no = 0;
@@ -593,7 +593,7 @@ static int read_marks(collector *K, const char *path, char *err, size_t errlen)
         no++;
         if (line[0] == '#' || line[0] == '\n') continue;
         if (sscanf(line, "%63s %lld", name, &us) != 2) {
-            rc = lt_err(err, errlen, "%s:%d: expected NAME UNIX_US", path, no);
+            rc = eq_err(err, errlen, "%s:%d: expected NAME UNIX_US", path, no);
             break;
         }
         on_mark(K, name, us);
@@ -704,7 +704,7 @@ int cmd_collect(int argc, char **argv)
     retry_held(&K, true);
     c->end_us = lt_now_us();
     if (!rc && !K.man_open) {
-        lt_err(err, sizeof err, "the manifest %s was never created (is replay running?)",
+        eq_err(err, sizeof err, "the manifest %s was never created (is replay running?)",
                cfg.manifest);
         lt_warn("collect", "%s", err);
     }

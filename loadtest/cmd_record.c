@@ -84,7 +84,7 @@ static int record_kafka(const record_cfg *cfg, lt_dump_writer *w, record_stats *
     int rc = -1, n = ltk_partitions(&c, cfg->topic, timeout_ms, err, errlen);
     part_range *pr = n > 0 ? calloc((size_t)n, sizeof *pr) : NULL;
     rd_kafka_topic_partition_list_t *tpl = rd_kafka_topic_partition_list_new(n > 0 ? n : 1);
-    if (n > 0 && !pr) lt_err(err, errlen, "out of memory");
+    if (n > 0 && !pr) eq_err(err, errlen, "out of memory");
     if (!pr) goto out;
     bool from_now = !strcmp(cfg->from, "now"), until_end = cfg->duration_s <= 0;
     int pending = 0;
@@ -93,7 +93,7 @@ static int record_kafka(const record_cfg *cfg, lt_dump_writer *w, record_stats *
         rd_kafka_resp_err_t e =
             rd_kafka_query_watermark_offsets(c.rk, cfg->topic, p, &lo, &hi, timeout_ms);
         if (e) {
-            lt_err(err, errlen, "watermarks of %s [%d]: %s", cfg->topic, p, rd_kafka_err2str(e));
+            eq_err(err, errlen, "watermarks of %s [%d]: %s", cfg->topic, p, rd_kafka_err2str(e));
             goto out;
         }
         pr[p].start = from_now ? hi : lo;
@@ -104,7 +104,7 @@ static int record_kafka(const record_cfg *cfg, lt_dump_writer *w, record_stats *
     }
     rd_kafka_resp_err_t e = rd_kafka_assign(c.rk, tpl);
     if (e) {
-        lt_err(err, errlen, "assigning %s: %s", cfg->topic, rd_kafka_err2str(e));
+        eq_err(err, errlen, "assigning %s: %s", cfg->topic, rd_kafka_err2str(e));
         goto out;
     }
     int64_t deadline = lt_now_us() + (int64_t)(cfg->duration_s * 1e6);
@@ -159,7 +159,7 @@ static int redis_write_entries(lt_dump_writer *w, const redisReply *entries, cha
         const redisReply *e = entries->element[i];
         if (e->type != REDIS_REPLY_ARRAY || e->elements != 2 ||
             e->element[0]->type != REDIS_REPLY_STRING) {
-            rc = lt_err(err, errlen, "unexpected stream entry shape in the reply");
+            rc = eq_err(err, errlen, "unexpected stream entry shape in the reply");
             break;
         }
         const redisReply *id = e->element[0], *f = e->element[1];
@@ -169,7 +169,7 @@ static int redis_write_entries(lt_dump_writer *w, const redisReply *entries, cha
         if (nf > cap) {
             lt_field *p = realloc(fields, nf * sizeof *p);
             if (!p) {
-                rc = lt_err(err, errlen, "out of memory");
+                rc = eq_err(err, errlen, "out of memory");
                 break;
             }
             fields = p;

@@ -152,7 +152,7 @@ static int corpus_msg(replay *R, long i, out_msg *m, char *err, size_t errlen)
         if (poison == 1) {
             R->field_buf[n++] = (lt_field){"data", 4, (const uint8_t *)"{not json", 9};
         } else {
-            if (lt_buf_add(&R->key, id, (size_t)idn)) return lt_err(err, errlen, "out of memory");
+            if (lt_buf_add(&R->key, id, (size_t)idn)) return eq_err(err, errlen, "out of memory");
             R->field_buf[n++] = (lt_field){"id", 2, R->key.data, (size_t)idn};
             if (poison != 3)
                 R->field_buf[n++] = (lt_field){"text", 4, (const uint8_t *)text, text_len};
@@ -184,7 +184,7 @@ static int corpus_msg(replay *R, long i, out_msg *m, char *err, size_t errlen)
         rc = rc || lt_buf_add(&R->value, sb.data, sb.size);
         msgpack_sbuffer_destroy(&sb);
     }
-    if (rc) return lt_err(err, errlen, "out of memory");
+    if (rc) return eq_err(err, errlen, "out of memory");
     m->value = R->value.data;
     m->value_len = R->value.len;
     if (R->target == LT_BROKER_REDIS) {
@@ -192,7 +192,7 @@ static int corpus_msg(replay *R, long i, out_msg *m, char *err, size_t errlen)
         m->fields = R->field_buf;
         m->n_fields = 1;
     } else if (strcmp(cfg->key, "none")) {
-        if (lt_buf_add(&R->key, id, (size_t)idn)) return lt_err(err, errlen, "out of memory");
+        if (lt_buf_add(&R->key, id, (size_t)idn)) return eq_err(err, errlen, "out of memory");
         m->key = R->key.data;
         m->key_len = (size_t)idn;
     }
@@ -257,7 +257,7 @@ static int dump_msg(replay *R, out_msg *m, char *err, size_t errlen)
             if (data) {
                 m->value = data->value, m->value_len = data->value_len;
             } else {
-                if (fields_to_json(&R->scratch, &r)) return lt_err(err, errlen, "out of memory");
+                if (fields_to_json(&R->scratch, &r)) return eq_err(err, errlen, "out of memory");
                 m->value = R->scratch.data, m->value_len = R->scratch.len;
             }
         }
@@ -294,7 +294,7 @@ static int kafka_send(replay *R, const out_msg *m, int64_t sent_us, char kind, c
     if (!d || !h) {
         free(d);
         if (h) rd_kafka_headers_destroy(h);
-        return lt_err(err, errlen, "out of memory");
+        return eq_err(err, errlen, "out of memory");
     }
     d->sent_us = sent_us;
     d->kind = kind;
@@ -323,7 +323,7 @@ static int kafka_send(replay *R, const out_msg *m, int64_t sent_us, char kind, c
         }
         rd_kafka_headers_destroy(h);
         free(d);
-        return lt_err(err, errlen, "producing to %s: %s", R->cfg->topic, rd_kafka_err2str(e));
+        return eq_err(err, errlen, "producing to %s: %s", R->cfg->topic, rd_kafka_err2str(e));
     }
 }
 
@@ -385,7 +385,7 @@ static int open_source(replay *R, char *err, size_t errlen)
                           (size_t)cfg->chunk_bytes, err, errlen))
             return -1;
     if (!R->corpus.n)
-        return lt_err(err, errlen, "the corpus has no text (extensions: %s)",
+        return eq_err(err, errlen, "the corpus has no text (extensions: %s)",
                       cfg->corpus_ext[0] ? cfg->corpus_ext : "any");
     if (R->corpus.skipped_invalid)
         lt_warn("replay", "%zu corpus chunks are not valid UTF-8 and were skipped",

@@ -11,7 +11,7 @@
  * Errors: functions that can fail for expected reasons (a missing file, an
  * unreachable broker, a malformed dump) return a negative value and write
  * one line into a caller-supplied `char *err, size_t errlen`; they never
- * exit(). Invariants use LT_ASSERT (file:line, abort). Out of memory is an
+ * exit(). Invariants use EQ_ASSERT (file:line, abort). Out of memory is an
  * expected failure like the others ("out of memory").
  *
  * Threads: the tool is single-threaded except for librdkafka's own threads;
@@ -27,6 +27,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "common.h" /* eq_err, EQ_ASSERT (engine/common.h) */
+
 #define LT_ERRLEN 512
 #define LT_PROG   "embedq-loadtest"
 
@@ -40,18 +42,6 @@
 int cmd_record(int argc, char **argv);
 int cmd_replay(int argc, char **argv);
 int cmd_collect(int argc, char **argv);
-
-#define LT_ASSERT(cond)                                                                            \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "%s:%d: assertion failed: %s\n", __FILE__, __LINE__, #cond);           \
-            abort();                                                                               \
-        }                                                                                          \
-    } while (0)
-
-/* Writes a formatted message into err (when not NULL). Returns -1, so that
- * `return lt_err(err, errlen, "...")` reads naturally. */
-int lt_err(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 /* Prints "embedq-loadtest CMD: message" on stderr. */
 void lt_warn(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

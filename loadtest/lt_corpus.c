@@ -93,23 +93,23 @@ static bool ext_ok(const char *path, const char *exts)
 static int add_file(lt_corpus *c, const char *path, size_t max_bytes, char *err, size_t errlen)
 {
     FILE *f = fopen(path, "rb");
-    if (!f) return lt_err(err, errlen, "cannot open %s: %s", path, strerror(errno));
+    if (!f) return eq_err(err, errlen, "cannot open %s: %s", path, strerror(errno));
     lt_buf b = {0};
     char tmp[65536];
     size_t got;
     int rc = 0;
     while ((got = fread(tmp, 1, sizeof tmp, f)) > 0)
         if (lt_buf_add(&b, tmp, got)) {
-            rc = lt_err(err, errlen, "out of memory reading %s", path);
+            rc = eq_err(err, errlen, "out of memory reading %s", path);
             break;
         }
-    if (!rc && ferror(f)) rc = lt_err(err, errlen, "reading %s: %s", path, strerror(errno));
+    if (!rc && ferror(f)) rc = eq_err(err, errlen, "reading %s: %s", path, strerror(errno));
     fclose(f);
     if (!rc && c->n_files == c->files_cap) {
         size_t cap = c->files_cap ? c->files_cap * 2 : 64;
         char **p = realloc(c->files, cap * sizeof *p);
         if (!p)
-            rc = lt_err(err, errlen, "out of memory");
+            rc = eq_err(err, errlen, "out of memory");
         else
             c->files = p, c->files_cap = cap;
     }
@@ -120,7 +120,7 @@ static int add_file(lt_corpus *c, const char *path, size_t max_bytes, char *err,
     c->files[c->n_files++] = (char *)b.data; /* chunks point into it */
     add_ctx a = {c, false};
     lt_chunk_text((const char *)b.data, b.len, max_bytes, add_chunk, &a);
-    return a.oom ? lt_err(err, errlen, "out of memory") : 0;
+    return a.oom ? eq_err(err, errlen, "out of memory") : 0;
 }
 
 static int cmp_str(const void *a, const void *b)
@@ -135,7 +135,7 @@ static int add_dir(lt_corpus *c, const char *path, const char *exts, size_t max_
                    char *err, size_t errlen)
 {
     DIR *d = opendir(path);
-    if (!d) return lt_err(err, errlen, "cannot open %s: %s", path, strerror(errno));
+    if (!d) return eq_err(err, errlen, "cannot open %s: %s", path, strerror(errno));
     char **names = NULL;
     size_t n = 0, cap = 0;
     int rc = 0;
@@ -146,7 +146,7 @@ static int add_dir(lt_corpus *c, const char *path, const char *exts, size_t max_
             cap = cap ? cap * 2 : 64;
             char **p = realloc(names, cap * sizeof *p);
             if (!p) {
-                rc = lt_err(err, errlen, "out of memory");
+                rc = eq_err(err, errlen, "out of memory");
                 break;
             }
             names = p;
@@ -154,7 +154,7 @@ static int add_dir(lt_corpus *c, const char *path, const char *exts, size_t max_
         size_t len = strlen(path) + strlen(e->d_name) + 2;
         names[n] = malloc(len);
         if (!names[n]) {
-            rc = lt_err(err, errlen, "out of memory");
+            rc = eq_err(err, errlen, "out of memory");
             break;
         }
         snprintf(names[n++], len, "%s/%s", path, e->d_name);
@@ -173,7 +173,7 @@ static int add_path(lt_corpus *c, const char *path, const char *exts, size_t max
                     char *err, size_t errlen)
 {
     struct stat st;
-    if (stat(path, &st)) return lt_err(err, errlen, "cannot read %s: %s", path, strerror(errno));
+    if (stat(path, &st)) return eq_err(err, errlen, "cannot read %s: %s", path, strerror(errno));
     if (S_ISDIR(st.st_mode)) {
         if (depth > 32) return 0; /* a link loop */
         return add_dir(c, path, exts, max_bytes, depth, err, errlen);

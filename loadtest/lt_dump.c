@@ -63,10 +63,10 @@ static void pack_i64(lt_dump_writer *w, int64_t v)
 lt_dump_writer *lt_dump_create(const char *path, const lt_dump_header *h, char *err, size_t errlen)
 {
     lt_dump_writer *w = calloc(1, sizeof *w);
-    if (!w) return lt_err(err, errlen, "out of memory"), NULL;
+    if (!w) return eq_err(err, errlen, "out of memory"), NULL;
     w->f = fopen(path, "wb");
     if (!w->f) {
-        lt_err(err, errlen, "cannot create %s: %s", path, strerror(errno));
+        eq_err(err, errlen, "cannot create %s: %s", path, strerror(errno));
         free(w);
         return NULL;
     }
@@ -84,7 +84,7 @@ lt_dump_writer *lt_dump_create(const char *path, const lt_dump_header *h, char *
     pack_cstr(w, "recorded_at_us");
     pack_i64(w, h->recorded_at_us);
     if (w->failed) {
-        lt_err(err, errlen, "writing %s: %s", path, strerror(errno));
+        eq_err(err, errlen, "writing %s: %s", path, strerror(errno));
         fclose(w->f);
         free(w);
         return NULL;
@@ -129,7 +129,7 @@ int lt_dump_write(lt_dump_writer *w, const lt_record *r, char *err, size_t errle
                          msgpack_pack_str_body(&w->pk, f->name, f->name_len);
         pack_bin(w, f->value, f->value_len);
     }
-    if (w->failed) return lt_err(err, errlen, "writing %s: %s", w->path, strerror(errno));
+    if (w->failed) return eq_err(err, errlen, "writing %s: %s", w->path, strerror(errno));
     return 0;
 }
 
@@ -138,8 +138,8 @@ int lt_dump_close_writer(lt_dump_writer *w, char *err, size_t errlen)
     if (!w) return 0;
     int rc = 0;
     if (fflush(w->f) || ferror(w->f) || w->failed)
-        rc = lt_err(err, errlen, "writing %s: %s", w->path, strerror(errno));
-    if (fclose(w->f) && !rc) rc = lt_err(err, errlen, "closing %s: %s", w->path, strerror(errno));
+        rc = eq_err(err, errlen, "writing %s: %s", w->path, strerror(errno));
+    if (fclose(w->f) && !rc) rc = eq_err(err, errlen, "closing %s: %s", w->path, strerror(errno));
     free(w);
     return rc;
 }
@@ -199,21 +199,21 @@ static int next_object(lt_dump_reader *r, char *err, size_t errlen)
         msgpack_unpack_return ur = msgpack_unpacker_next(&r->u, &r->res);
         if (ur == MSGPACK_UNPACK_SUCCESS || ur == MSGPACK_UNPACK_EXTRA_BYTES) return 1;
         if (ur == MSGPACK_UNPACK_PARSE_ERROR)
-            return lt_err(err, errlen, "record %ld: not msgpack", r->index + 1);
-        if (ur == MSGPACK_UNPACK_NOMEM_ERROR) return lt_err(err, errlen, "out of memory");
+            return eq_err(err, errlen, "record %ld: not msgpack", r->index + 1);
+        if (ur == MSGPACK_UNPACK_NOMEM_ERROR) return eq_err(err, errlen, "out of memory");
         /* CONTINUE: needs more bytes. */
         if (r->eof) {
             if (msgpack_unpacker_message_size(&r->u) > 0)
-                return lt_err(err, errlen, "record %ld: truncated at the end of the file",
+                return eq_err(err, errlen, "record %ld: truncated at the end of the file",
                               r->index + 1);
             return 0;
         }
         if (!msgpack_unpacker_reserve_buffer(&r->u, 1 << 16))
-            return lt_err(err, errlen, "out of memory");
+            return eq_err(err, errlen, "out of memory");
         size_t got =
             fread(msgpack_unpacker_buffer(&r->u), 1, msgpack_unpacker_buffer_capacity(&r->u), r->f);
         if (got == 0) {
-            if (ferror(r->f)) return lt_err(err, errlen, "read error: %s", strerror(errno));
+            if (ferror(r->f)) return eq_err(err, errlen, "read error: %s", strerror(errno));
             r->eof = true;
         }
         msgpack_unpacker_buffer_consumed(&r->u, got);
@@ -224,15 +224,15 @@ lt_dump_reader *lt_dump_open(const char *path, lt_dump_header *h, char *err, siz
 {
     char sub[LT_ERRLEN];
     lt_dump_reader *r = calloc(1, sizeof *r);
-    if (!r) return lt_err(err, errlen, "out of memory"), NULL;
+    if (!r) return eq_err(err, errlen, "out of memory"), NULL;
     r->f = fopen(path, "rb");
     if (!r->f) {
-        lt_err(err, errlen, "cannot open %s: %s", path, strerror(errno));
+        eq_err(err, errlen, "cannot open %s: %s", path, strerror(errno));
         free(r);
         return NULL;
     }
     if (!msgpack_unpacker_init(&r->u, 1 << 16)) {
-        lt_err(err, errlen, "out of memory");
+        eq_err(err, errlen, "out of memory");
         fclose(r->f);
         free(r);
         return NULL;
@@ -245,12 +245,12 @@ lt_dump_reader *lt_dump_open(const char *path, lt_dump_header *h, char *err, siz
     int64_t version = 0;
     if (rc <= 0 || o->type != MSGPACK_OBJECT_MAP || get_bytes(map_get(o, "format"), &fmt, &fmt_n) ||
         !fmt || fmt_n != strlen(LT_DUMP_FORMAT) || memcmp(fmt, LT_DUMP_FORMAT, fmt_n)) {
-        lt_err(err, errlen, "%s is not an embedq-loadtest dump (no header map with format \"%s\")",
+        eq_err(err, errlen, "%s is not an embedq-loadtest dump (no header map with format \"%s\")",
                path, LT_DUMP_FORMAT);
         goto fail;
     }
     if (get_i64(map_get(o, "version"), &version) || version != 1) {
-        lt_err(err, errlen, "%s: dump version %lld is not supported (this tool reads 1)", path,
+        eq_err(err, errlen, "%s: dump version %lld is not supported (this tool reads 1)", path,
                (long long)version);
         goto fail;
     }
@@ -261,7 +261,7 @@ lt_dump_reader *lt_dump_open(const char *path, lt_dump_header *h, char *err, siz
     else if (broker_n == 5 && !memcmp(broker, "redis", 5))
         h->broker = LT_BROKER_REDIS;
     else {
-        lt_err(err, errlen, "%s: header broker must be \"kafka\" or \"redis\"", path);
+        eq_err(err, errlen, "%s: header broker must be \"kafka\" or \"redis\"", path);
         goto fail;
     }
     if (!get_bytes(map_get(o, "source"), &source, &source_n) && source)
@@ -279,12 +279,12 @@ static int read_fields(lt_dump_reader *r, const msgpack_object *a, lt_record *re
 {
     if (!a || a->type == MSGPACK_OBJECT_NIL) return 0;
     if (a->type != MSGPACK_OBJECT_ARRAY)
-        return lt_err(err, errlen, "record %ld: headers/fields must be an array", r->index + 1);
+        return eq_err(err, errlen, "record %ld: headers/fields must be an array", r->index + 1);
     if ((int)a->via.array.size > r->fields_cap) {
         if (a->via.array.size > 1u << 20)
-            return lt_err(err, errlen, "record %ld: too many fields", r->index + 1);
+            return eq_err(err, errlen, "record %ld: too many fields", r->index + 1);
         lt_field *f = realloc(r->fields, a->via.array.size * sizeof *f);
-        if (!f) return lt_err(err, errlen, "out of memory");
+        if (!f) return eq_err(err, errlen, "out of memory");
         r->fields = f;
         r->fields_cap = (int)a->via.array.size;
     }
@@ -295,7 +295,7 @@ static int read_fields(lt_dump_reader *r, const msgpack_object *a, lt_record *re
         if (p->type != MSGPACK_OBJECT_ARRAY || p->via.array.size != 2 ||
             get_bytes(&p->via.array.ptr[0], &name, &f->name_len) || !name ||
             get_bytes(&p->via.array.ptr[1], &f->value, &f->value_len))
-            return lt_err(err, errlen, "record %ld: field %u is not [name, value]", r->index + 1,
+            return eq_err(err, errlen, "record %ld: field %u is not [name, value]", r->index + 1,
                           i);
         f->name = (const char *)name;
     }
@@ -314,7 +314,7 @@ int lt_dump_next(lt_dump_reader *r, lt_record *rec, char *err, size_t errlen)
     rec->offset = -1;
     rec->timestamp_ms = -1;
     if (o->type != MSGPACK_OBJECT_MAP)
-        return lt_err(err, errlen, "record %ld: not a map", r->index + 1);
+        return eq_err(err, errlen, "record %ld: not a map", r->index + 1);
     const uint8_t *id = NULL, *tstype = NULL;
     size_t id_n = 0, tstype_n = 0;
     if (get_bytes(map_get(o, "id"), &id, &id_n)) id = NULL;
@@ -326,7 +326,7 @@ int lt_dump_next(lt_dump_reader *r, lt_record *rec, char *err, size_t errlen)
         if (read_fields(r, map_get(o, "fields"), rec, err, errlen)) return -1;
     } else {
         if (get_i64(map_get(o, "partition"), &v) || v < 0 || v > INT32_MAX)
-            return lt_err(err, errlen, "record %ld: no partition (nor a Redis entry id)",
+            return eq_err(err, errlen, "record %ld: no partition (nor a Redis entry id)",
                           r->index + 1);
         rec->partition = (int32_t)v;
         if (!get_i64(map_get(o, "offset"), &v)) rec->offset = v;
@@ -336,7 +336,7 @@ int lt_dump_next(lt_dump_reader *r, lt_record *rec, char *err, size_t errlen)
                                                                                  : "none";
         if (get_bytes(map_get(o, "key"), &rec->key, &rec->key_len) ||
             get_bytes(map_get(o, "value"), &rec->value, &rec->value_len))
-            return lt_err(err, errlen, "record %ld: key and value must be bin, str or nil",
+            return eq_err(err, errlen, "record %ld: key and value must be bin, str or nil",
                           r->index + 1);
         if (read_fields(r, map_get(o, "headers"), rec, err, errlen)) return -1;
     }

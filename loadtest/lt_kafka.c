@@ -17,14 +17,14 @@ static int set(rd_kafka_conf_t *conf, const char *k, const char *v, char *err, s
 {
     char e[256];
     if (rd_kafka_conf_set(conf, k, v, e, sizeof e) != RD_KAFKA_CONF_OK)
-        return lt_err(err, errlen, "kafka setting %s=%s: %s", k, v, e);
+        return eq_err(err, errlen, "kafka setting %s=%s: %s", k, v, e);
     return 0;
 }
 
 int ltk_conf_kv(rd_kafka_conf_t *conf, const char *kv, char *err, size_t errlen)
 {
     const char *eq = strchr(kv, '=');
-    if (!eq || eq == kv) return lt_err(err, errlen, "--kafka-config '%s': expected KEY=VALUE", kv);
+    if (!eq || eq == kv) return eq_err(err, errlen, "--kafka-config '%s': expected KEY=VALUE", kv);
     char key[256];
     snprintf(key, sizeof key, "%.*s", (int)(eq - kv), kv);
     return set(conf, key, eq + 1, err, errlen);
@@ -65,7 +65,7 @@ int ltk_open(ltk_client *c, rd_kafka_type_t type, const char *brokers, const cha
     c->rk = rd_kafka_new(type, conf, e, sizeof e);
     if (!c->rk) {
         rd_kafka_conf_destroy(conf); /* not taken on failure */
-        return lt_err(err, errlen, "creating the Kafka client: %s", e);
+        return eq_err(err, errlen, "creating the Kafka client: %s", e);
     }
     if (type == RD_KAFKA_CONSUMER) rd_kafka_poll_set_consumer(c->rk);
     return 0;
@@ -95,7 +95,7 @@ static int unreachable(ltk_client *c, int timeout_ms, rd_kafka_resp_err_t e, cha
                        size_t errlen)
 {
     serve(c);
-    return lt_err(err, errlen, "cannot reach Kafka at %s within %d s: %s", c->brokers,
+    return eq_err(err, errlen, "cannot reach Kafka at %s within %d s: %s", c->brokers,
                   (timeout_ms + 999) / 1000,
                   c->last_error[0] ? c->last_error : rd_kafka_err2str(e));
 }
@@ -116,7 +116,7 @@ int ltk_partitions(ltk_client *c, const char *topic, int timeout_ms, char *err, 
     int64_t deadline = lt_now_us() + (int64_t)timeout_ms * 1000;
     rd_kafka_topic_t *rkt = rd_kafka_topic_new(c->rk, topic, NULL);
     if (!rkt)
-        return lt_err(err, errlen, "topic %s: %s", topic, rd_kafka_err2str(rd_kafka_last_error()));
+        return eq_err(err, errlen, "topic %s: %s", topic, rd_kafka_err2str(rd_kafka_last_error()));
     int rc = -1;
     for (;;) {
         const struct rd_kafka_metadata *md = NULL;
@@ -137,9 +137,9 @@ int ltk_partitions(ltk_client *c, const char *topic, int timeout_ms, char *err, 
         if (lt_now_us() >= deadline || lt_stop) {
             if (te == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART ||
                 te == RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC)
-                lt_err(err, errlen, "topic %s does not exist on %s", topic, c->brokers);
+                eq_err(err, errlen, "topic %s does not exist on %s", topic, c->brokers);
             else
-                lt_err(err, errlen, "topic %s on %s: %s", topic, c->brokers,
+                eq_err(err, errlen, "topic %s on %s: %s", topic, c->brokers,
                        te ? rd_kafka_err2str(te) : "no partitions");
             break;
         }
@@ -159,7 +159,7 @@ int ltk_group_lag(ltk_client *c, const char *topic, int n, int timeout_ms, int64
     int rc = 0;
     int64_t sum = 0;
     if (e) {
-        rc = lt_err(err, errlen, "committed offsets of %s: %s", topic, rd_kafka_err2str(e));
+        rc = eq_err(err, errlen, "committed offsets of %s: %s", topic, rd_kafka_err2str(e));
         goto out;
     }
     for (int i = 0; i < tpl->cnt; i++) {
@@ -167,7 +167,7 @@ int ltk_group_lag(ltk_client *c, const char *topic, int n, int timeout_ms, int64
         rd_kafka_topic_partition_t *tp = &tpl->elems[i];
         e = rd_kafka_query_watermark_offsets(c->rk, topic, tp->partition, &lo, &hi, timeout_ms);
         if (e) {
-            rc = lt_err(err, errlen, "watermarks of %s [%d]: %s", topic, (int)tp->partition,
+            rc = eq_err(err, errlen, "watermarks of %s [%d]: %s", topic, (int)tp->partition,
                         rd_kafka_err2str(e));
             goto out;
         }

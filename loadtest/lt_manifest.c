@@ -16,13 +16,13 @@ int lt_manifest_create(lt_manifest_writer *w, const char *path, const char *brok
 {
     memset(w, 0, sizeof *w);
     w->f = fopen(path, "w");
-    if (!w->f) return lt_err(err, errlen, "cannot create %s: %s", path, strerror(errno));
+    if (!w->f) return eq_err(err, errlen, "cannot create %s: %s", path, strerror(errno));
     w->path = path;
     lt_buf t = {0};
     if (lt_escape(&t, target, strlen(target))) {
         fclose(w->f);
         w->f = NULL;
-        return lt_err(err, errlen, "out of memory");
+        return eq_err(err, errlen, "out of memory");
     }
     fprintf(w->f, "%s\n# broker %s\n# target %s\n", LT_MANIFEST_MAGIC, broker, (char *)t.data);
     lt_buf_free(&t);
@@ -71,8 +71,8 @@ int lt_manifest_close(lt_manifest_writer *w, char *err, size_t errlen)
     fprintf(w->f, "# end %ld\n", w->count);
     int rc = 0;
     if (fflush(w->f) || ferror(w->f) || w->failed)
-        rc = lt_err(err, errlen, "writing %s: %s", w->path, strerror(errno));
-    if (fclose(w->f) && !rc) rc = lt_err(err, errlen, "closing %s: %s", w->path, strerror(errno));
+        rc = eq_err(err, errlen, "writing %s: %s", w->path, strerror(errno));
+    if (fclose(w->f) && !rc) rc = eq_err(err, errlen, "closing %s: %s", w->path, strerror(errno));
     w->f = NULL;
     return rc;
 }
@@ -85,7 +85,7 @@ int lt_manifest_open(lt_manifest_reader *r, const char *path, char *err, size_t 
     r->fd = open(path, O_RDONLY | O_CLOEXEC);
     if (r->fd < 0) {
         int e = errno;
-        lt_err(err, errlen, "cannot open the manifest %s: %s", path, strerror(e));
+        eq_err(err, errlen, "cannot open the manifest %s: %s", path, strerror(e));
         errno = e;
         return -1;
     }
@@ -102,14 +102,14 @@ static int header_line(lt_manifest_reader *r, char *s, const lt_manifest_cb *cb,
     if (!strcmp(s, LT_MANIFEST_MAGIC)) {
         r->header_ok = true;
     } else if (!r->header_ok) {
-        return lt_err(err, errlen, "%s is not an embedq-loadtest manifest (first line: %.60s)",
+        return eq_err(err, errlen, "%s is not an embedq-loadtest manifest (first line: %.60s)",
                       r->path, s);
     } else if (!strncmp(s, "# broker ", 9)) {
         snprintf(r->broker, sizeof r->broker, "%s", s + 9);
     } else if (!strncmp(s, "# target ", 9)) {
         snprintf(r->target, sizeof r->target, "%s", s + 9);
         long n = lt_unescape(r->target, strlen(r->target));
-        if (n < 0) return lt_err(err, errlen, "%s:%ld: bad escape", r->path, r->line_no);
+        if (n < 0) return eq_err(err, errlen, "%s:%ld: bad escape", r->path, r->line_no);
     } else if (sscanf(s, "# started_us %lld", &v) == 1) {
         r->started_us = v;
     } else if (sscanf(s, "# mark %127s %lld", name, &v) == 2) {
@@ -129,15 +129,15 @@ static int entry_line(lt_manifest_reader *r, char *s, size_t len, const lt_manif
     char *t2 = t1 ? memchr(t1 + 1, '\t', len - (size_t)(t1 + 1 - s)) : NULL;
     char *t3 = t2 ? memchr(t2 + 1, '\t', len - (size_t)(t2 + 1 - s)) : NULL;
     int64_t sent;
-    if (!r->header_ok) return lt_err(err, errlen, "%s is not an embedq-loadtest manifest", r->path);
+    if (!r->header_ok) return eq_err(err, errlen, "%s is not an embedq-loadtest manifest", r->path);
     if (!t3 || t3 != t2 + 2 || lt_parse_i64(s, (size_t)(t1 - s), &sent))
-        return lt_err(err, errlen, "%s:%ld: expected SENT_US<tab>POSITION<tab>KIND<tab>ID", r->path,
+        return eq_err(err, errlen, "%s:%ld: expected SENT_US<tab>POSITION<tab>KIND<tab>ID", r->path,
                       r->line_no);
     *t2 = 0;
     char kind = t2[1];
     char *id = t3 + 1;
     long id_len = lt_unescape(id, len - (size_t)(id - s));
-    if (id_len < 0) return lt_err(err, errlen, "%s:%ld: bad escape in the id", r->path, r->line_no);
+    if (id_len < 0) return eq_err(err, errlen, "%s:%ld: bad escape in the id", r->path, r->line_no);
     r->entries++;
     if (cb->entry) cb->entry(arg, sent, t1 + 1, kind, id, (size_t)id_len);
     return 0;
@@ -150,13 +150,13 @@ long lt_manifest_poll(lt_manifest_reader *r, const lt_manifest_cb *cb, void *arg
     for (;;) {
         if (r->cap - r->len < 65536) {
             char *b = realloc(r->buf, r->cap + 65536);
-            if (!b) return lt_err(err, errlen, "out of memory");
+            if (!b) return eq_err(err, errlen, "out of memory");
             r->buf = b;
             r->cap += 65536;
         }
         ssize_t got = read(r->fd, r->buf + r->len, r->cap - r->len - 1);
         if (got < 0 && errno == EINTR) continue;
-        if (got < 0) return lt_err(err, errlen, "reading %s: %s", r->path, strerror(errno));
+        if (got < 0) return eq_err(err, errlen, "reading %s: %s", r->path, strerror(errno));
         if (got == 0) return lines;
         r->len += (size_t)got;
         size_t start = 0;

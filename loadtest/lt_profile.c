@@ -26,27 +26,27 @@ int lt_profile_check(const lt_profile *p, char *err, size_t errlen)
 {
     switch (p->kind) {
     case LT_PROF_CONSTANT:
-        if (!(p->rate > 0)) return lt_err(err, errlen, "--rate must be > 0");
+        if (!(p->rate > 0)) return eq_err(err, errlen, "--rate must be > 0");
         return 0;
     case LT_PROF_RAMP:
         if (!(p->rate >= 0) || !(p->rate_end >= 0) || p->rate + p->rate_end <= 0)
-            return lt_err(err, errlen,
+            return eq_err(err, errlen,
                           "--profile ramp needs --rate and --rate-end (>= 0, "
                           "not both 0)");
-        if (!(p->ramp_s > 0)) return lt_err(err, errlen, "--profile ramp needs --ramp-s > 0");
+        if (!(p->ramp_s > 0)) return eq_err(err, errlen, "--profile ramp needs --ramp-s > 0");
         return 0;
     case LT_PROF_BURST:
-        if (!(p->rate > 0)) return lt_err(err, errlen, "--rate must be > 0");
+        if (!(p->rate > 0)) return eq_err(err, errlen, "--rate must be > 0");
         if (!(p->burst_factor >= 1))
-            return lt_err(err, errlen, "--profile burst needs --burst-factor >= 1");
+            return eq_err(err, errlen, "--profile burst needs --burst-factor >= 1");
         if (!(p->burst_s > 0) || !(p->burst_at_s >= 0))
-            return lt_err(err, errlen, "--profile burst needs --burst-at >= 0 and --burst-s > 0");
+            return eq_err(err, errlen, "--profile burst needs --burst-at >= 0 and --burst-s > 0");
         return 0;
     case LT_PROF_ORIGINAL:
-        if (!(p->time_scale >= 0)) return lt_err(err, errlen, "--time-scale must be >= 0");
+        if (!(p->time_scale >= 0)) return eq_err(err, errlen, "--time-scale must be >= 0");
         return 0;
     }
-    return lt_err(err, errlen, "unknown profile");
+    return eq_err(err, errlen, "unknown profile");
 }
 
 static double clamp(double x, double lo, double hi)

@@ -46,7 +46,7 @@ static int parse_url(const char *url, redis_url *u, char *err, size_t errlen)
     memset(u, 0, sizeof *u);
     u->port = 6379;
     if (strncmp(url, "redis://", 8))
-        return lt_err(err, errlen,
+        return eq_err(err, errlen,
                       "--redis-url '%s': expected redis://[user:pass@]HOST[:PORT][/DB]", url);
     const char *p = url + 8, *end = p + strcspn(p, "/");
     const char *at = memchr(p, '@', (size_t)(end - p));
@@ -55,13 +55,13 @@ static int parse_url(const char *url, redis_url *u, char *err, size_t errlen)
         const char *pw = colon ? colon + 1 : p; /* no ':' -> the userinfo is the password */
         if ((colon && pct_decode(p, (size_t)(colon - p), u->user, sizeof u->user)) ||
             pct_decode(pw, (size_t)(at - pw), u->pass, sizeof u->pass))
-            return lt_err(err, errlen, "--redis-url: bad user or password encoding");
+            return eq_err(err, errlen, "--redis-url: bad user or password encoding");
         p = at + 1;
     }
     const char *hend;
     if (*p == '[') { /* [IPv6] */
         hend = memchr(p, ']', (size_t)(end - p));
-        if (!hend) return lt_err(err, errlen, "--redis-url '%s': unterminated [", url);
+        if (!hend) return eq_err(err, errlen, "--redis-url '%s': unterminated [", url);
         snprintf(u->host, sizeof u->host, "%.*s", (int)(hend - p - 1), p + 1);
         hend++;
     } else {
@@ -69,19 +69,19 @@ static int parse_url(const char *url, redis_url *u, char *err, size_t errlen)
         if (!hend) hend = end;
         snprintf(u->host, sizeof u->host, "%.*s", (int)(hend - p), p);
     }
-    if (!u->host[0]) return lt_err(err, errlen, "--redis-url '%s': no host", url);
+    if (!u->host[0]) return eq_err(err, errlen, "--redis-url '%s': no host", url);
     if (hend < end && *hend == ':') {
         char *e;
         long port = strtol(hend + 1, &e, 10);
         if (e != end || port < 1 || port > 65535)
-            return lt_err(err, errlen, "--redis-url '%s': bad port", url);
+            return eq_err(err, errlen, "--redis-url '%s': bad port", url);
         u->port = (int)port;
     }
     if (*end == '/' && end[1]) {
         char *e;
         long db = strtol(end + 1, &e, 10);
         if (*e || db < 0 || db > 100000)
-            return lt_err(err, errlen, "--redis-url '%s': bad db", url);
+            return eq_err(err, errlen, "--redis-url '%s': bad db", url);
         u->db = (int)db;
     }
     return 0;
@@ -92,10 +92,10 @@ redisReply *ltr_cmd(redisContext *c, int argc, const char **argv, const size_t *
 {
     redisReply *r = redisCommandArgv(c, argc, argv, lens);
     if (!r)
-        return lt_err(err, errlen, "redis %s: %s", argv[0], c->errstr[0] ? c->errstr : "no reply"),
+        return eq_err(err, errlen, "redis %s: %s", argv[0], c->errstr[0] ? c->errstr : "no reply"),
                NULL;
     if (r->type == REDIS_REPLY_ERROR) {
-        lt_err(err, errlen, "redis %s: %s", argv[0], r->str);
+        eq_err(err, errlen, "redis %s: %s", argv[0], r->str);
         freeReplyObject(r);
         return NULL;
     }
@@ -108,9 +108,9 @@ redisContext *ltr_connect(const char *url, char *err, size_t errlen)
     if (parse_url(url, &u, err, errlen)) return NULL;
     struct timeval tv = {5, 0};
     redisContext *c = redisConnectWithTimeout(u.host, u.port, tv);
-    if (!c) return lt_err(err, errlen, "cannot connect to Redis: out of memory"), NULL;
+    if (!c) return eq_err(err, errlen, "cannot connect to Redis: out of memory"), NULL;
     if (c->err) {
-        lt_err(err, errlen, "cannot connect to Redis at %s:%d: %s", u.host, u.port, c->errstr);
+        eq_err(err, errlen, "cannot connect to Redis at %s:%d: %s", u.host, u.port, c->errstr);
         redisFree(c);
         return NULL;
     }
@@ -137,7 +137,7 @@ redisContext *ltr_connect(const char *url, char *err, size_t errlen)
     freeReplyObject(r);
     return c;
 fail:
-    lt_err(err, errlen, "Redis at %s:%d: %s", u.host, u.port, e);
+    eq_err(err, errlen, "Redis at %s:%d: %s", u.host, u.port, e);
     redisFree(c);
     return NULL;
 }
@@ -168,7 +168,7 @@ int ltr_group_lag(redisContext *c, const char *stream, const char *group, int64_
     redisReply *r = ltr_cmd(c, 3, a, NULL, e, sizeof e);
     if (!r) {
         if (strstr(e, "no such key")) return 1; /* the stream does not exist yet */
-        return lt_err(err, errlen, "%s", e);
+        return eq_err(err, errlen, "%s", e);
     }
     int rc = 1;
     size_t gl = strlen(group);

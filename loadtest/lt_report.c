@@ -364,11 +364,11 @@ static void put_missing(FILE *f, const lt_collect *c)
 int lt_report_write(const lt_collect *c, const char *path, char *err, size_t errlen)
 {
     timeline tl = {0};
-    if (build_timeline(c, &tl)) return lt_err(err, errlen, "out of memory");
+    if (build_timeline(c, &tl)) return eq_err(err, errlen, "out of memory");
     FILE *f = fopen(path, "w");
     if (!f) {
         free(tl.b);
-        return lt_err(err, errlen, "cannot create %s: %s", path, strerror(errno));
+        return eq_err(err, errlen, "cannot create %s: %s", path, strerror(errno));
     }
     long missing = (long)c->n - c->seen;
     fputs("{\"tool\":\"embedq-loadtest collect\",\"report_version\":1,", f);
@@ -410,8 +410,8 @@ int lt_report_write(const lt_collect *c, const char *path, char *err, size_t err
     fputs("}\n", f);
     free(tl.b);
     int rc = 0;
-    if (ferror(f)) rc = lt_err(err, errlen, "writing %s: %s", path, strerror(errno));
-    if (fclose(f) && !rc) rc = lt_err(err, errlen, "closing %s: %s", path, strerror(errno));
+    if (ferror(f)) rc = eq_err(err, errlen, "writing %s: %s", path, strerror(errno));
+    if (fclose(f) && !rc) rc = eq_err(err, errlen, "closing %s: %s", path, strerror(errno));
     return rc;
 }
 
@@ -454,7 +454,7 @@ static void gp_str(FILE *f, const char *s)
 static int write_dat(const timeline *tl, const char *path, char *err, size_t errlen)
 {
     FILE *f = fopen(path, "w");
-    if (!f) return lt_err(err, errlen, "cannot create %s: %s", path, strerror(errno));
+    if (!f) return eq_err(err, errlen, "cannot create %s: %s", path, strerror(errno));
     fputs("# t_s sent done dead duplicates p50_ms p99_ms lag pending\n", f);
     for (size_t i = 0; i < tl->n; i++) {
         const bin *b = &tl->b[i];
@@ -472,8 +472,8 @@ static int write_dat(const timeline *tl, const char *path, char *err, size_t err
         else
             fputs("NaN\n", f);
     }
-    int rc = ferror(f) ? lt_err(err, errlen, "writing %s", path) : 0;
-    if (fclose(f) && !rc) rc = lt_err(err, errlen, "closing %s", path);
+    int rc = ferror(f) ? eq_err(err, errlen, "writing %s", path) : 0;
+    if (fclose(f) && !rc) rc = eq_err(err, errlen, "closing %s", path);
     return rc;
 }
 
@@ -490,7 +490,7 @@ static int write_gp(const lt_collect *c, const timeline *tl, const char *gp, con
                     const char *svg, char *err, size_t errlen)
 {
     FILE *f = fopen(gp, "w");
-    if (!f) return lt_err(err, errlen, "cannot create %s: %s", gp, strerror(errno));
+    if (!f) return eq_err(err, errlen, "cannot create %s: %s", gp, strerror(errno));
     fputs("# written by embedq-loadtest collect; run: gnuplot THIS_FILE\n"
           "set terminal svg size 960,900 dynamic noenhanced font 'sans,11' background rgb "
           "'white'\nset output ",
@@ -549,8 +549,8 @@ static int write_gp(const lt_collect *c, const timeline *tl, const char *gp, con
     else
         fputs("plot dat using 1:8 with steps lw 2 title 'high watermark - committed'\n", f);
     fputs("unset multiplot\n", f);
-    int rc = ferror(f) ? lt_err(err, errlen, "writing %s", gp) : 0;
-    if (fclose(f) && !rc) rc = lt_err(err, errlen, "closing %s", gp);
+    int rc = ferror(f) ? eq_err(err, errlen, "writing %s", gp) : 0;
+    if (fclose(f) && !rc) rc = eq_err(err, errlen, "closing %s", gp);
     return rc;
 }
 
@@ -559,7 +559,7 @@ static int write_gp(const lt_collect *c, const timeline *tl, const char *gp, con
 static int run_gnuplot(const char *gp, char *err, size_t errlen)
 {
     pid_t pid = fork();
-    if (pid < 0) return lt_err(err, errlen, "fork: %s", strerror(errno));
+    if (pid < 0) return eq_err(err, errlen, "fork: %s", strerror(errno));
     if (pid == 0) {
         const char *b = base_name(gp);
         if (b != gp) {
@@ -572,9 +572,9 @@ static int run_gnuplot(const char *gp, char *err, size_t errlen)
     }
     int st;
     while (waitpid(pid, &st, 0) < 0)
-        if (errno != EINTR) return lt_err(err, errlen, "waitpid: %s", strerror(errno));
+        if (errno != EINTR) return eq_err(err, errlen, "waitpid: %s", strerror(errno));
     if (!WIFEXITED(st) || WEXITSTATUS(st))
-        return lt_err(err, errlen, "gnuplot %s failed (status %d)", gp,
+        return eq_err(err, errlen, "gnuplot %s failed (status %d)", gp,
                       WIFEXITED(st) ? WEXITSTATUS(st) : -1);
     return 0;
 }
@@ -592,7 +592,7 @@ int lt_report_plot(const lt_collect *c, const char *svg, char *err, size_t errle
     size_t base = n > 4 && !strcmp(svg + n - 4, ".svg") ? n - 4 : n;
     char *dat = malloc(base + 5), *gp = malloc(base + 4);
     timeline tl = {0};
-    int rc = !dat || !gp || build_timeline(c, &tl) ? lt_err(err, errlen, "out of memory") : 0;
+    int rc = !dat || !gp || build_timeline(c, &tl) ? eq_err(err, errlen, "out of memory") : 0;
     if (!rc) {
         snprintf(dat, base + 5, "%.*s.dat", (int)base, svg);
         snprintf(gp, base + 4, "%.*s.gp", (int)base, svg);

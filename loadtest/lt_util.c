@@ -10,17 +10,6 @@
 
 volatile sig_atomic_t lt_stop;
 
-int lt_err(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (err && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return -1;
-}
-
 void lt_warn(const char *cmd, const char *fmt, ...)
 {
     va_list ap;
