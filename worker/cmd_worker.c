@@ -447,7 +447,13 @@ static int create_broker(worker *w, char *err, size_t errlen)
         ro.url = w->c.redis_url;
         ro.in_stream = w->c.in_stream;
         ro.group = w->c.group;
-        ro.consumer = w->c.consumer;
+        static char consumer[128];
+        if (!w->c.consumer) { /* the default: unique per process */
+            char host[64] = "worker";
+            gethostname(host, sizeof host - 1);
+            snprintf(consumer, sizeof consumer, "%s-%d", host, (int)getpid());
+        }
+        ro.consumer = w->c.consumer ? w->c.consumer : consumer;
         ro.out_stream = w->c.out_stream;
         ro.dlq_stream = w->c.dlq_stream;
         ro.read_count = w->c.redis_count;
@@ -555,11 +561,6 @@ int cmd_worker(int argc, char **argv)
     worker *w = &W;
     worker_cfg *c = &w->c;
     memset(w, 0, sizeof *w);
-    char host[64] = "worker";
-    gethostname(host, sizeof host - 1);
-    static char consumer[128];
-    snprintf(consumer, sizeof consumer, "%s-%d", host, (int)getpid());
-    c->consumer = consumer;
     c->device = "auto";
     c->output_format = "msgpack";
     c->long_input = "truncate";
@@ -617,7 +618,8 @@ int cmd_worker(int argc, char **argv)
         {"in-stream", CLI_STR, &c->in_stream, 0, 0, "redis: input stream"},
         {"out-stream", CLI_STR, &c->out_stream, 0, 0, "redis: output stream"},
         {"dlq-stream", CLI_STR, &c->dlq_stream, 0, 0, "redis: dead-letter stream"},
-        {"consumer", CLI_STR, &c->consumer, 0, 0, "redis: consumer name (default host-pid)"},
+        {"consumer", CLI_STR, &c->consumer, 0, 0,
+         "redis: consumer name (default: HOSTNAME-PID; the Helm chart sets the pod name)"},
         {"redis-count", CLI_INT, &c->redis_count, 1, 100000, "redis: XREADGROUP COUNT"},
         {"redis-block-ms", CLI_INT, &c->redis_block_ms, 1, 600000, "redis: XREADGROUP BLOCK"},
         {"claim-idle-ms", CLI_INT, &c->claim_idle_ms, 1, 1 << 30,
