@@ -216,12 +216,23 @@ def main():
         check(re.search(r"^CMAKE_BUILD_TYPE:STRING=Release$", c, re.M) is not None,
               "build/ is a Release build, as the image's")
         if os.path.exists("/usr/local/cuda/bin/nvcc"):
-            cm = open(os.path.join(root, "CMakeLists.txt")).read()
-            check(re.search(r"^CMAKE_CUDA_COMPILER:\w+=/\S*nvcc$", c, re.M) is not None,
-                  "build/ has the CUDA backend, as the image's")
-            check("CMAKE_CUDA_ARCHITECTURES:" not in c and
-                  'set(CMAKE_CUDA_ARCHITECTURES "80-real;86-real;89-real;90")' in cm,
-                  "build/ uses the default architectures sm_80/86/89/90, as the image's")
+            bdir = os.path.dirname(os.path.abspath(cache))
+
+            def flags(target_dir):
+                try:
+                    return open(os.path.join(bdir, target_dir, "flags.make")).read()
+                except OSError:
+                    return ""
+            eng = flags("engine/CMakeFiles/embedq_engine.dir")
+            ker = flags("kernels/CMakeFiles/embedq_kernels.dir")
+            check("EMBEDQ_HAVE_CUDA=1" in eng,
+                  "build/ has the CUDA backend compiled in, as the image's")
+            codes = sorted(set(re.findall(r"arch=compute_\d+,code=\[[a-z_0-9,]+\]", ker)))
+            want = ["arch=compute_80,code=[sm_80]", "arch=compute_86,code=[sm_86]",
+                    "arch=compute_89,code=[sm_89]", "arch=compute_90,code=[compute_90,sm_90]"]
+            check(codes == want,
+                  "build/'s kernels are compiled for sm_80/86/89/90 + PTX 90, as the image's "
+                  "(%s)" % codes)
     print("%d passed, %d failed" % (passed, failures))
     return 1 if failures else 0
 
