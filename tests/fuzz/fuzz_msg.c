@@ -111,6 +111,7 @@ static void check_pgvector(const msg_input *in, msg_format told, const float *v,
     if (told != MSG_FMT_MSGPACK) FZ_ASSERT(rc == 0);
     if (rc != 0) {
         FZ_ASSERT(e.code == MSG_E_META_UNCONVERTIBLE && b.len == 0);
+        msg_buf_free(&b);
         return;
     }
     cJSON *j = cJSON_ParseWithLength((const char *)b.data, b.len);
