@@ -81,34 +81,6 @@ static uint64_t now_ns(void)
 
 /* ---- messages ---------------------------------------------------------- */
 
-pipe_msg *pipe_msg_new(void)
-{
-    pipe_msg *m = calloc(1, sizeof *m);
-    if (m) m->partition = -1;
-    return m;
-}
-
-void pipe_msg_free(pipe_msg *m)
-{
-    if (!m) return;
-    free(m->data);
-    free(m->key);
-    for (int i = 0; i < m->n_fields; i++) {
-        if (m->field_names) free(m->field_names[i]);
-        if (m->field_values) free(m->field_values[i]);
-    }
-    free(m->field_names);
-    free(m->field_values);
-    free(m->field_name_lens);
-    free(m->field_value_lens);
-    free(m->out);
-    free(m->out_key);
-    free(m->ids);
-    free(m->vec);
-    msg_input_free(&m->in);
-    free(m);
-}
-
 static void set_dead(pipe_msg *m, const char *code, const char *detail)
 {
     m->dead = true;

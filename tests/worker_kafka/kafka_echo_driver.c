@@ -1,9 +1,9 @@
 /* kafka_echo_driver.c - worker/kafka.c on a real broker, with a stand-in
  * pipeline that needs no model.
  *
- * It links kafka.c and provides the pipeline.h functions kafka.c calls
- * (pipe_submit, pipe_finish, pipe_msg_new, pipe_msg_free) with an "echo"
- * pipeline: every submitted record is published after a random delay (so
+ * It links kafka.c (and the real pipe_msg_new/pipe_msg_free) and provides
+ * the other pipeline.h functions kafka.c calls (pipe_submit, pipe_finish)
+ * with an "echo" pipeline: every submitted record is published after a random delay (so
  * records finish out of order, across and within partitions), as the output
  * value "out:" + input value with the input key (or "p-OFFSET" when it has
  * none); an input whose value starts with "poison" becomes a dead letter
@@ -47,23 +47,6 @@ struct pipeline {
     uv_timer_t tick;
     uint64_t submitted, accepted, not_accepted;
 };
-
-pipe_msg *pipe_msg_new(void)
-{
-    pipe_msg *m = calloc(1, sizeof *m);
-    if (m) m->partition = -1;
-    return m;
-}
-
-void pipe_msg_free(pipe_msg *m)
-{
-    if (!m) return;
-    free(m->data);
-    free(m->key);
-    free(m->out);
-    free(m->out_key);
-    free(m);
-}
 
 void pipe_submit(pipeline *p, pipe_msg *m)
 {

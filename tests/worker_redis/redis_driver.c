@@ -2,7 +2,8 @@
  * redis_smoke_test.py.
  *
  * The pipeline here is a stand-in, for this module-level test only: it
- * implements pipeline.h's functions without an engine. A message's "output"
+ * implements pipeline.h's functions without an engine (pipe_msg_new and
+ * pipe_msg_free are the real ones, from embedq_pipe_msg). A message's "output"
  * is the text "<source_id>|<payload>" (payload: the `data` bytes, or
  * "id=<id>;text=<text>" for plain-field entries); payloads starting with
  * "poison" (or a plain `text` field "poison...") become dead letters with
@@ -42,31 +43,6 @@ struct pipeline {
     uv_timer_t tick;
     uint64_t consumed, produced, dead, not_accepted;
 };
-
-pipe_msg *pipe_msg_new(void)
-{
-    pipe_msg *m = calloc(1, sizeof *m);
-    if (m) m->partition = -1;
-    return m;
-}
-
-void pipe_msg_free(pipe_msg *m)
-{
-    if (!m) return;
-    free(m->data);
-    free(m->key);
-    for (int i = 0; i < m->n_fields; i++) {
-        free(m->field_names[i]);
-        free(m->field_values[i]);
-    }
-    free(m->field_names);
-    free(m->field_values);
-    free(m->field_name_lens);
-    free(m->field_value_lens);
-    free(m->out);
-    free(m->out_key);
-    free(m);
-}
 
 void pipe_submit(pipeline *p, pipe_msg *m)
 {
