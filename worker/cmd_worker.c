@@ -375,7 +375,8 @@ static void start_drain(worker *w, const char *why)
     if (w->draining) return;
     w->draining = true;
     w->drain_started_ms = wall_ms();
-    eq_log(EQ_LOG_INFO, "%s: draining (timeout %d s)", why, w->c.drain_timeout_s);
+    eq_log(EQ_LOG_INFO, "%s: draining %d messages in flight (timeout %d s)", why,
+           w->pipe ? pipe_in_flight(w->pipe) : 0, w->c.drain_timeout_s);
     broker_stop_intake(w);
     if (w->pipe) pipe_drain(w->pipe);
     uv_timer_start(&w->drain_timer, drain_tick_cb, 0, 20);

@@ -358,7 +358,7 @@ def sc_sigterm_under_load():
         feed(r, inputs)
         w = worker(srv, "w1", "w1", "--max-in-flight", "1024", "--drain-timeout", "60")
         wait_ready(w)
-        wait_for(lambda: r.xlen(OUT) >= 500, 120, "500 outputs", step=0.2)
+        wait_for(lambda: r.xlen(OUT) >= 500, 120, "500 outputs", step=0.01)
         t0 = time.time()
         stop(w, timeout=90)
         took = time.time() - t0
