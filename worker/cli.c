@@ -12,6 +12,9 @@
 static void print_help(const cli_command *cmd, const cli_flag *flags, int nflags)
 {
     printf("usage: embedq %s %s\n\n%s\n\nflags:\n", cmd->name, cmd->usage, cmd->summary);
+    int w = 16; /* the name column: as wide as the longest name */
+    for (int i = 0; i < nflags; i++)
+        if ((int)strlen(flags[i].name) > w) w = (int)strlen(flags[i].name);
     for (int i = 0; i < nflags; i++) {
         const cli_flag *f = &flags[i];
         char def[64] = "";
@@ -37,9 +40,9 @@ static void print_help(const cli_command *cmd, const cli_flag *flags, int nflags
             cli_env_name(cmd->env_prefix, f->name, n, sizeof n);
             snprintf(env, sizeof env, " [%s]", n);
         }
-        printf("  --%-16s %s%s%s\n", f->name, f->help, def, env);
+        printf("  --%-*s %s%s%s\n", w, f->name, f->help, def, env);
     }
-    printf("  --%-16s %s\n", "help", "print this help and exit");
+    printf("  --%-*s %s\n", w, "help", "print this help and exit");
 }
 
 static int parse_long(const char *s, long *out)
@@ -113,9 +116,34 @@ void cli_env_name(const char *prefix, const char *flag, char *out, size_t outlen
     out[n < outlen ? n : outlen - 1] = 0;
 }
 
+/* Splits a list variable's copy in place: items separated by ';', where
+ * "\;" stands for a ';' inside an item (any other '\' is kept as it is).
+ * Calls apply() for each non-empty item. */
+static int apply_list(const cli_command *cmd, const cli_flag *f, char *copy, const char *src)
+{
+    char *item = copy, *w = copy;
+    for (char *r = copy;; r++) {
+        if (*r == '\\' && r[1] == ';') {
+            *w++ = ';';
+            r++;
+            continue;
+        }
+        if (*r == ';' || !*r) {
+            const bool last = !*r;
+            *w = 0;
+            if (*item && apply(cmd, f, item, src)) return 2;
+            if (last) return 0;
+            item = w = r + 1;
+            continue;
+        }
+        *w++ = *r;
+    }
+}
+
 /* Environment first (EMBEDQ_<FLAG>), so that flags override it. A list
- * variable holds its values separated by ';'. The strings stay valid: they
- * point into the environment or into a copy kept until exit. */
+ * variable holds its values separated by ';' ("\;" is a ';' inside a
+ * value). The strings stay valid: they point into the environment or into
+ * a copy kept until exit. */
 static int apply_env(const cli_command *cmd, const cli_flag *flags, int nflags)
 {
     for (int j = 0; j < nflags; j++) {
@@ -125,9 +153,8 @@ static int apply_env(const cli_command *cmd, const cli_flag *flags, int nflags)
         if (!val) continue;
         snprintf(src, sizeof src, "environment variable %s", name);
         if (flags[j].kind == CLI_LIST) {
-            char *copy = strdup(val), *save = NULL; /* kept until exit */
-            for (char *t = strtok_r(copy, ";", &save); t; t = strtok_r(NULL, ";", &save))
-                if (*t && apply(cmd, &flags[j], t, src)) return 2;
+            char *copy = strdup(val); /* kept until exit */
+            if (!copy || apply_list(cmd, &flags[j], copy, src)) return 2;
             continue;
         }
         if (flags[j].kind == CLI_BOOL && !*val) continue;

@@ -43,8 +43,10 @@ typedef struct {
     /* kafka */
     const char *brokers, *group, *in_topic, *out_topic, *dlq_topic, *client_id;
     cli_list kafka_config;
+    const char *kafka_sasl_username, *kafka_sasl_password;
     /* redis */
-    const char *redis_url, *in_stream, *out_stream, *dlq_stream, *consumer;
+    const char *redis_url, *redis_username, *redis_password, *in_stream, *out_stream, *dlq_stream,
+        *consumer;
     int redis_count, redis_block_ms, claim_idle_ms, claim_interval_ms, max_deliveries;
     uint64_t out_maxlen;
     /* engine + pipeline */
@@ -437,6 +439,8 @@ static int create_broker(worker *w, char *err, size_t errlen)
         ko.dlq_topic = w->c.dlq_topic;
         ko.config = w->c.kafka_config.items;
         ko.n_config = w->c.kafka_config.n;
+        ko.sasl_username = w->c.kafka_sasl_username;
+        ko.sasl_password = w->c.kafka_sasl_password;
         ko.client_id = w->c.client_id;
         ko.poll_interval_ms = 100;
         ko.on_fatal = on_broker_fatal;
@@ -446,6 +450,8 @@ static int create_broker(worker *w, char *err, size_t errlen)
     } else {
         redis_options ro = {0};
         ro.url = w->c.redis_url;
+        ro.username = w->c.redis_username;
+        ro.password = w->c.redis_password;
         ro.in_stream = w->c.in_stream;
         ro.group = w->c.group;
         static char consumer[128];
@@ -613,9 +619,18 @@ int cmd_worker(int argc, char **argv)
         {"dlq-topic", CLI_STR, &c->dlq_topic, 0, 0, "kafka: dead-letter topic"},
         {"kafka-config", CLI_LIST, &c->kafka_config, 0, 0,
          "kafka: KEY=VALUE librdkafka setting (repeatable; consumer.KEY / producer.KEY for one "
-         "side; env: ';'-separated)"},
+         "side; env: ';'-separated, \\; for a ';' in a value)"},
+        {"kafka-sasl-username", CLI_STR, &c->kafka_sasl_username, 0, 0,
+         "kafka: sasl.username, taken verbatim (wins over --kafka-config)"},
+        {"kafka-sasl-password", CLI_STR, &c->kafka_sasl_password, 0, 0,
+         "kafka: sasl.password, taken verbatim: any character (wins over --kafka-config)"},
         {"client-id", CLI_STR, &c->client_id, 0, 0, "kafka: client.id"},
-        {"redis-url", CLI_STR, &c->redis_url, 0, 0, "redis: redis://[user:pass@]HOST:PORT[/db]"},
+        {"redis-url", CLI_STR, &c->redis_url, 0, 0,
+         "redis: redis://[user:pass@]HOST:PORT[/db] (user, pass %-encoded)"},
+        {"redis-username", CLI_STR, &c->redis_username, 0, 0,
+         "redis: ACL user, taken verbatim (wins over the URL's)"},
+        {"redis-password", CLI_STR, &c->redis_password, 0, 0,
+         "redis: password, taken verbatim: any character (wins over the URL's)"},
         {"in-stream", CLI_STR, &c->in_stream, 0, 0, "redis: input stream"},
         {"out-stream", CLI_STR, &c->out_stream, 0, 0, "redis: output stream"},
         {"dlq-stream", CLI_STR, &c->dlq_stream, 0, 0, "redis: dead-letter stream"},

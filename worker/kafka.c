@@ -74,13 +74,13 @@ typedef struct {
     kof_partition t; /* offsets in flight, this epoch                     */
     uint32_t epoch;  /* renewed on every assignment                       */
     bool assigned;
-    bool seen;       /* a record was consumed in this epoch               */
-    bool dropped;    /* a record was dropped (intake stopped) this epoch  */
-    bool dirty;      /* `pending` waits for rd_kafka_offsets_store        */
-    bool app_paused; /* paused in librdkafka by us (as last told)         */
+    bool seen;            /* a record was consumed in this epoch               */
+    bool dropped;         /* a record was dropped (intake stopped) this epoch  */
+    bool dirty;           /* `pending` waits for rd_kafka_offsets_store        */
+    bool app_paused;      /* paused in librdkafka by us (as last told)         */
     uint64_t assigned_ms; /* loop time of the assignment                  */
-    int64_t pending; /* offset to store                                   */
-    int64_t stored;  /* last offset stored this epoch, -1 none            */
+    int64_t pending;      /* offset to store                                   */
+    int64_t stored;       /* last offset stored this epoch, -1 none            */
 } kpart;
 
 /* A record between pipe_submit and pipe_finish (pipe_msg.broker_data). */
@@ -828,8 +828,7 @@ static void reconcile_pause(kafka_broker *k)
     rd_kafka_topic_partition_list_t *l = NULL;
     for (int i = 0; i < k->n_parts; i++) {
         kpart *pt = &k->parts[i];
-        if (!pt->assigned || pt->app_paused == want || now - pt->assigned_ms < SETTLE_MS)
-            continue;
+        if (!pt->assigned || pt->app_paused == want || now - pt->assigned_ms < SETTLE_MS) continue;
         if (!l) l = rd_kafka_topic_partition_list_new(8);
         rd_kafka_topic_partition_list_add(l, k->in_topic, i);
     }
@@ -904,12 +903,36 @@ void kafka_stop_intake(kafka_broker *k)
 
 /* ---- start-up --------------------------------------------------------------------- */
 
+/* Settings whose values are secrets: error messages show them as "***".
+ * Loose on purpose ("pass" also matches a misspelt "pasword"). */
+static bool secret_key(const char *key)
+{
+    static const char *const marks[] = {"pass", "secret", "pem", "jaas", "oauthbearer.config",
+                                        "token"};
+    for (size_t i = 0; i < sizeof marks / sizeof marks[0]; i++)
+        if (strstr(key, marks[i])) return true;
+    return false;
+}
+
+/* err = "kafka setting 'KEY=VALUE'WHAT: librdkafka's message". The value
+ * (and a message that repeats it) is hidden for a secret key, and for an
+ * unknown key (a misspelt secret's value is still a secret). */
+static int conf_err(rd_kafka_conf_res_t res, const char *key, const char *val, const char *what,
+                    const char *e, char *err, size_t errlen)
+{
+    if (res != RD_KAFKA_CONF_UNKNOWN && !secret_key(key))
+        return eq_err(err, errlen, "kafka setting '%s=%s'%s: %s", key, val, what, e);
+    return eq_err(err, errlen, "kafka setting '%s=***'%s: %s", key, what,
+                  *val && strstr(e, val) ? "invalid value (not shown: it may be a secret)" : e);
+}
+
 static int conf_set(rd_kafka_conf_t *c, const char *key, const char *val, const char *what,
                     char *err, size_t errlen)
 {
     char e[512];
-    if (rd_kafka_conf_set(c, key, val, e, sizeof e) == RD_KAFKA_CONF_OK) return 0;
-    return eq_err(err, errlen, "kafka setting '%s=%s'%s: %s", key, val, what, e);
+    const rd_kafka_conf_res_t res = rd_kafka_conf_set(c, key, val, e, sizeof e);
+    if (res == RD_KAFKA_CONF_OK) return 0;
+    return conf_err(res, key, val, what, e, err, errlen);
 }
 
 static int make_pipe(int fd[2])
@@ -1059,12 +1082,17 @@ kafka_broker *kafka_new(uv_loop_t *loop, const kafka_options *o, char *err, size
     for (int i = 0; i < o->n_config; i++) {
         const char *s = o->config[i], *eq = strchr(s, '=');
         if (!eq || eq == s) {
-            eq_err(err, errlen, "kafka setting '%s': expected KEY=VALUE", s);
+            /* Not shown: it may be the tail of a secret value cut at a ';'. */
+            eq_err(err, errlen,
+                   "kafka setting %d of %d (%zu bytes, not shown): expected KEY=VALUE (in "
+                   "EMBEDQ_KAFKA_CONFIG, items are ';'-separated and a ';' inside a value is "
+                   "written \\;)",
+                   i + 1, o->n_config, strlen(s));
             goto fail;
         }
         char key[256];
         if ((size_t)(eq - s) >= sizeof key) {
-            eq_err(err, errlen, "kafka setting '%s': key too long", s);
+            eq_err(err, errlen, "kafka setting '%.40s...': key too long", s);
             goto fail;
         }
         memcpy(key, s, (size_t)(eq - s));
@@ -1095,15 +1123,25 @@ kafka_broker *kafka_new(uv_loop_t *loop, const kafka_options *o, char *err, size
             }
         }
         char e2[512];
-        if (to_c && rd_kafka_conf_set(cc, name, val, e2, sizeof e2) != RD_KAFKA_CONF_OK) {
-            eq_err(err, errlen, "kafka setting '%s': %s", s, e2);
-            goto fail;
-        }
-        if (to_p && rd_kafka_conf_set(pc, name, val, e2, sizeof e2) != RD_KAFKA_CONF_OK) {
-            eq_err(err, errlen, "kafka setting '%s': %s", s, e2);
+        rd_kafka_conf_res_t res = RD_KAFKA_CONF_OK;
+        if (to_c) res = rd_kafka_conf_set(cc, name, val, e2, sizeof e2);
+        if (res == RD_KAFKA_CONF_OK && to_p) res = rd_kafka_conf_set(pc, name, val, e2, sizeof e2);
+        if (res != RD_KAFKA_CONF_OK) {
+            conf_err(res, key, val, "", e2, err, errlen);
             goto fail;
         }
     }
+    /* SASL credentials given apart from the list (no ';' splitting, no
+     * quoting): they win over any sasl.username/password in it. */
+    if ((o->sasl_username && (conf_set(cc, "sasl.username", o->sasl_username,
+                                       " (--kafka-sasl-username)", err, errlen) ||
+                              conf_set(pc, "sasl.username", o->sasl_username,
+                                       " (--kafka-sasl-username)", err, errlen))) ||
+        (o->sasl_password && (conf_set(cc, "sasl.password", o->sasl_password,
+                                       " (--kafka-sasl-password)", err, errlen) ||
+                              conf_set(pc, "sasl.password", o->sasl_password,
+                                       " (--kafka-sasl-password)", err, errlen))))
+        goto fail;
     (void)user_offset_store;
     if (conf_set(cc, "enable.auto.offset.store", "false", "", err, errlen)) goto fail;
     rd_kafka_conf_set_opaque(cc, k);

@@ -59,6 +59,10 @@ typedef struct {
      * enable.auto.offset.store cannot be turned on (at-least-once). */
     const char *const *config;
     int n_config;
+    /* sasl.username / sasl.password for both sides, set after `config`
+     * (they win); NULL: not set here. Error messages never show a secret
+     * value (passwords, keys, JAAS / OAUTHBEARER configs): "KEY=***". */
+    const char *sasl_username, *sasl_password;
     const char *client_id; /* client.id (default "embedq")                */
     int poll_interval_ms;  /* fallback poll timer, default 100            */
     /* Optional: called once (loop thread, from one of k's libuv callbacks,

@@ -1573,7 +1573,8 @@ static int parse_url(redis_broker *r, const char *url, char *err, size_t errlen)
         const char *p = url + 7, *q = strchr(p, '?');
         size_t n = q ? (size_t)(q - p) : strlen(p);
         if (n == 0 || p[0] != '/')
-            return eq_err(err, errlen, "redis URL %s: expected unix:///path/to/socket[?db=N]", shown);
+            return eq_err(err, errlen, "redis URL %s: expected unix:///path/to/socket[?db=N]",
+                          shown);
         r->unix_path = dup_n(p, n);
         if (q) {
             long db;
@@ -1690,6 +1691,22 @@ redis_broker *redis_new(uv_loop_t *loop, const redis_options *o, char *err, size
     }
     r->loop = loop;
     if (parse_url(r, o->url, err, errlen) != 0) {
+        free_all(r);
+        return NULL;
+    }
+    /* Credentials given apart from the URL win over its user info; they are
+     * taken as they are (no percent-decoding), so any byte may appear. */
+    if (o->password) {
+        free(r->password);
+        r->password = dup_s(o->password);
+    }
+    if (o->username) {
+        free(r->user);
+        r->user = o->username[0] ? dup_s(o->username) : NULL;
+    }
+    if (r->user && !r->password) {
+        eq_err(err, errlen, "redis: a username (%s) without a password: AUTH needs both",
+               o->username ? "--redis-username" : "in the URL");
         free_all(r);
         return NULL;
     }

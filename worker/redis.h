@@ -35,10 +35,13 @@ typedef struct redis_broker redis_broker;
 /* Options. Zero / NULL fields take the defaults shown. The strings are
  * copied by redis_new. */
 typedef struct {
-    const char *url; /* redis://[user:password@]HOST[:PORT][/DB] (port 6379,
-                        db 0; user and password percent-decoded); also
-                        unix:///path/to/socket[?db=N]. rediss:// is
-                        refused: this hiredis build has no TLS.           */
+    const char *url;                 /* redis://[user:password@]HOST[:PORT][/DB] (port 6379,
+                                        db 0; user and password percent-decoded); also
+                                        unix:///path/to/socket[?db=N]. rediss:// is
+                                        refused: this hiredis build has no TLS.           */
+    const char *username, *password; /* when set, they replace the URL's user
+                                        info (taken verbatim: no decoding);
+                                        "" username = none (AUTH password) */
     const char *in_stream, *group, *out_stream, *dlq_stream; /* required */
     const char *consumer;       /* consumer name; default "HOST-PID"        */
     int read_count;             /* XREADGROUP / XAUTOCLAIM COUNT, 256        */

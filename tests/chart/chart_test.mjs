@@ -233,7 +233,7 @@ function checkScaling(what, objs, v, dep, env) {
     const params = Object.fromEntries(ta.spec.secretTargetRef.map((r) => [r.parameter, r]));
     const ref = (n) => env[n] && env[n].valueFrom && env[n].valueFrom.secretKeyRef;
     if (v.source === "kafka" && v.kafka.sasl.enabled) {
-      for (const [p, n] of [["username", "KAFKA_SASL_USERNAME"], ["password", "KAFKA_SASL_PASSWORD"]])
+      for (const [p, n] of [["username", "EMBEDQ_KAFKA_SASL_USERNAME"], ["password", "EMBEDQ_KAFKA_SASL_PASSWORD"]])
         ok(params[p] && ref(n) && params[p].name === ref(n).name && params[p].key === ref(n).key, `${what}: KEDA ${p} = worker ${n}`);
     }
     if (v.source === "kafka" && v.kafka.tls.enabled) {
@@ -242,8 +242,11 @@ function checkScaling(what, objs, v, dep, env) {
       const vol = dep.spec.template.spec.volumes.find((x) => x.name === "kafka-tls");
       ok(vol && vol.secret.secretName === v.kafka.tls.secretName, `${what}: TLS secret mounted for the worker`);
     }
-    if (v.source === "redis")
-      ok(params.password && ref("REDIS_PASSWORD") && params.password.key === ref("REDIS_PASSWORD").key, `${what}: KEDA password = worker REDIS_PASSWORD`);
+    if (v.source === "redis" && v.redis.auth.urlKey)
+      ok(params.password && params.password.name === v.redis.auth.secretName && !env.EMBEDQ_REDIS_PASSWORD && !env.EMBEDQ_REDIS_USERNAME,
+         `${what}: urlKey: KEDA password from the Secret, the worker's credentials only in its URL`);
+    else if (v.source === "redis")
+      ok(params.password && ref("EMBEDQ_REDIS_PASSWORD") && params.password.name === ref("EMBEDQ_REDIS_PASSWORD").name && params.password.key === ref("EMBEDQ_REDIS_PASSWORD").key, `${what}: KEDA password = worker EMBEDQ_REDIS_PASSWORD`);
   }
 }
 
@@ -425,15 +428,16 @@ const cases = {
       if (name === "redis-default") eq(so.spec.maxReplicaCount, 4, `${name}: redis maxReplicaCount default`);
       if (name === "kafka-sasl-tls") {
         const cfg = env.EMBEDQ_KAFKA_CONFIG.value;
-        eq(cfg, "security.protocol=SASL_SSL;sasl.mechanism=SCRAM-SHA-512;sasl.username=$(KAFKA_SASL_USERNAME);sasl.password=$(KAFKA_SASL_PASSWORD);" +
+        eq(cfg, "security.protocol=SASL_SSL;sasl.mechanism=SCRAM-SHA-512;" +
            "ssl.ca.location=/etc/embedq/kafka-tls/ca.crt;ssl.certificate.location=/etc/embedq/kafka-tls/tls.crt;ssl.key.location=/etc/embedq/kafka-tls/tls.key;" +
            "auto.offset.reset=latest;linger.ms=10;$(KAFKA_EXTRA_CONFIG)", `${name}: EMBEDQ_KAFKA_CONFIG`);
         eq(so.spec.triggers[0].metadata.offsetResetPolicy, "latest", `${name}: KEDA offsetResetPolicy follows auto.offset.reset`);
       }
       if (name === "kafka-default") ok(!env.EMBEDQ_KAFKA_CONFIG, `${name}: no EMBEDQ_KAFKA_CONFIG without settings`);
       if (name === "redis-default") eq(env.EMBEDQ_REDIS_URL.value, "redis://redis:6379/0", `${name}: EMBEDQ_REDIS_URL`);
-      if (name === "redis-password") eq(env.EMBEDQ_REDIS_URL.value, "redis://:$(REDIS_PASSWORD)@redis-master.data:6380/2", `${name}: EMBEDQ_REDIS_URL`);
-      if (name === "redis-acl-user") eq(env.EMBEDQ_REDIS_URL.value, "redis://$(REDIS_USERNAME):$(REDIS_PASSWORD)@redis:6379/0", `${name}: EMBEDQ_REDIS_URL`);
+      if (name === "redis-password") eq(env.EMBEDQ_REDIS_URL.value, "redis://redis-master.data:6380/2", `${name}: EMBEDQ_REDIS_URL`);
+      if (name === "redis-acl-user") eq(env.EMBEDQ_REDIS_URL.value, "redis://redis:6379/0", `${name}: EMBEDQ_REDIS_URL`);
+      if (name === "redis-acl-user") ok(env.EMBEDQ_REDIS_USERNAME && env.EMBEDQ_REDIS_USERNAME.valueFrom.secretKeyRef, `${name}: EMBEDQ_REDIS_USERNAME from the Secret`);
       if (name === "redis-url-secret") eq(env.EMBEDQ_REDIS_URL.valueFrom, { secretKeyRef: { name: "redis-auth", key: "url" } }, `${name}: EMBEDQ_REDIS_URL from the Secret`);
       if (v.source === "redis") eq(env.EMBEDQ_CONSUMER.valueFrom, { fieldRef: { fieldPath: "metadata.name" } }, `${name}: consumer name = pod name`);
       if (name === "grace-explicit") eq(dep.spec.template.spec.terminationGracePeriodSeconds, 120, `${name}: explicit grace`);
@@ -631,8 +635,9 @@ const cases = {
       process.exit(77);
     }
     const secrets = {
-      "kafka-user/username": "embedq", "kafka-user/password": "pa=ss:w@rd",
-      "redis-auth/password": "r3d:is@pass", "redis-auth/username": "default",
+      // Passwords with every character that URL or list syntax would trip on.
+      "kafka-user/username": "embedq", "kafka-user/password": "pa=ss;w@rd/%41\\;",
+      "redis-auth/password": "r3d:is@pa;ss/%41", "redis-auth/username": "default",
     };
     const base = { worker: { device: "cpu", threads: 1, tokenizeThreads: 1, drainTimeout: 5 }, gpu: { count: 0 } };
     const metricNames = new Set();
@@ -647,7 +652,7 @@ const cases = {
         runs.push(["kafka-sasl-tls", merge(base, { kafka: { brokers: mock.addr, sasl: { enabled: true, secretName: "kafka-user" }, tls: { enabled: true, secretName: "kafka-ca", certKey: "tls.crt", keyKey: "tls.key" } } }), false, ca]);
       else console.log("note: openssl not found: TLS settings not started");
     } else console.log("note: embedq mock-kafka unavailable: Kafka runs skipped");
-    const redis = await startRedis(dir, "r3d:is@pass");
+    const redis = await startRedis(dir, secrets["redis-auth/password"]);
     if (redis) {
       runs.push(["redis-password", merge(base, { source: "redis", redis: { address: `127.0.0.1:${redis.port}`, auth: { secretName: "redis-auth" } } }), true]);
       runs.push(["redis-acl", merge(base, { source: "redis", redis: { address: `127.0.0.1:${redis.port}`, db: 1, auth: { secretName: "redis-auth", usernameKey: "username" } } }), true]);

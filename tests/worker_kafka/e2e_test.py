@@ -247,12 +247,19 @@ def group_offsets(bootstrap, group):
 
 
 class Worker:
-    def __init__(self, ctx, name, echo_delay_ms=5, extra_config=(), max_in_flight=None):
+    def __init__(self, ctx, name, echo_delay_ms=5, extra_config=(), max_in_flight=None,
+                 env=None, extra_args=()):
         self.ctx, self.name = ctx, name
         a = ctx.args
         cfg = []
-        for kv in GROUP_CONF + list(extra_config):
-            cfg += ["--kafka-config", kv]
+        env = dict(env or {})
+        if "EMBEDQ_KAFKA_CONFIG" in env:  # the list given in the variable only
+            env["EMBEDQ_KAFKA_CONFIG"] = ";".join(
+                [kv.replace(";", "\\;") for kv in GROUP_CONF + list(extra_config)] +
+                [env["EMBEDQ_KAFKA_CONFIG"]])
+        else:
+            for kv in GROUP_CONF + list(extra_config):
+                cfg += ["--kafka-config", kv]
         if a.mode == "echo":
             cmd = [a.driver, "--brokers", ctx.mock.bootstrap, "--group", ctx.group,
                    "--in-topic", IN, "--out-topic", OUT, "--dlq-topic", DLQ,
@@ -266,12 +273,13 @@ class Worker:
                    "--max-in-flight", str(max_in_flight or 512), "--batch-tokens", "4096",
                    "--max-wait-ms", "5",
                    "--metrics-addr", "127.0.0.1", "--metrics-port", "0",
-                   "--drain-timeout", "30", "--client-id", name, *cfg]
+                   "--drain-timeout", "30", "--client-id", name, *cfg, *extra_args]
         self.log_path = os.path.join(a.work, name + ".log")
         self.out_path = os.path.join(a.work, name + ".out")
         self.logf = open(self.log_path, "ab")
         self.outf = open(self.out_path, "ab")
-        self.p = subprocess.Popen(cmd, stdout=self.outf, stderr=self.logf)
+        self.p = subprocess.Popen(cmd, stdout=self.outf, stderr=self.logf,
+                                  env={**os.environ, **env})
         log("started", name, "pid", self.p.pid)
 
     def alive(self):
@@ -753,18 +761,42 @@ def scenario_fatal_producer(ctx, n):
 
 def scenario_bad_config(ctx, n):
     """A bad librdkafka setting stops the start with a message naming it."""
-    cases = [("no.such.property=1", "no.such.property"),
-             ("enable.auto.offset.store=true", "enable.auto.offset.store"),
-             ("consumer.session.timeout.ms=abc", "session.timeout.ms"),
-             ("producer.acks=1", "acks"),
-             ("novalue", "novalue")]
-    for i, (kv, name) in enumerate(cases):
+    cases = [("no.such.property=1", "no.such.property", None),
+             ("enable.auto.offset.store=true", "enable.auto.offset.store", None),
+             ("consumer.session.timeout.ms=abc", "session.timeout.ms", None),
+             ("producer.acks=1", "acks", None),
+             # an item without '=' may be the tail of a password cut at a ';'
+             ("novalue", "expected KEY=VALUE", "novalue"),
+             # a secret's value is never shown, even under a misspelt key
+             ("sasl.pasword=hunter2", "sasl.pasword", "hunter2")]
+    for i, (kv, name, hidden) in enumerate(cases):
         w = ctx.worker("bad%d" % i, extra_config=[kv])
         rc = w.wait(60)
         text = w.log_text()
-        check(rc != 0 and name in text,
-              "--kafka-config %s: exit %d, message names %s: %s" %
-              (kv, rc, name, [l for l in text.splitlines() if name in l][:1]))
+        check(rc != 0 and name in text and (not hidden or hidden not in text),
+              "--kafka-config %s: exit %d, message names %s%s: %s" %
+              (kv, rc, name, " and hides %s" % hidden if hidden else "",
+               [l for l in text.splitlines() if name in l][:1]))
+    if ctx.args.mode != "worker":
+        return
+    # EMBEDQ_KAFKA_CONFIG: ';'-separated, "\;" is a ';' inside an item.
+    w = ctx.worker("bad-env", env={"EMBEDQ_KAFKA_CONFIG": r"linger.ms=5;no.such\;prop=1"})
+    rc = w.wait(60)
+    check(rc == 2 and "'no.such;prop=***'" in w.log_text(),
+          "EMBEDQ_KAFKA_CONFIG with \\;: exit %d: %s" % (rc, w.log_text().strip()[-200:]))
+    # SASL credentials apart from the list are taken verbatim (';' and '='
+    # included): accepted, the worker starts (this broker ignores them: no
+    # SASL listener), and they appear nowhere in its log.
+    w = ctx.worker("sasl-flags", extra_args=["--kafka-sasl-password", "hunter2;x=y",
+                                             "--kafka-sasl-username", "u;v"],
+                   env={"EMBEDQ_KAFKA_SASL_PASSWORD": "ignored;by=the flag"})
+    wait_until(lambda: w.get("/readyz")[0] == 200 or not w.alive(), 60, "sasl-flags ready")
+    check(w.alive(), "--kafka-sasl-username/--kafka-sasl-password accepted verbatim")
+    w.sigterm()
+    rc = w.wait(60)
+    text = w.log_text()
+    check(rc == 0 and "hunter2" not in text and "ignored" not in text,
+          "exit %d, the password is not in the log" % rc)
 
 
 SCENARIOS = {

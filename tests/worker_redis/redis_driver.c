@@ -21,7 +21,7 @@
  *        [--count N] [--block-ms N] [--claim-idle-ms N] [--claim-interval-ms N]
  *        [--max-deliveries N] [--out-maxlen N] [--max-in-flight N]
  *        [--delay-ms N] [--batch N] [--start-id ID] [--no-create-group]
- *        [--io-timeout-ms N] [--drain-timeout-ms N]
+ *        [--io-timeout-ms N] [--drain-timeout-ms N] [--username U] [--password P]
  */
 #include <signal.h>
 #include <stdio.h>
@@ -231,6 +231,10 @@ int main(int argc, char **argv)
         const char *v = argv[++i];
         if (!strcmp(a, "--url"))
             o.url = v;
+        else if (!strcmp(a, "--username"))
+            o.username = v;
+        else if (!strcmp(a, "--password"))
+            o.password = v;
         else if (!strcmp(a, "--in"))
             o.in_stream = v;
         else if (!strcmp(a, "--group"))

@@ -464,6 +464,19 @@ def sc_connect_retry():
         stop(d)
         check_complete(r3, {ids[0]: b"db3"})
         assert admin.xlen(OUT) == 0, "wrote to db 0"
+        # Credentials apart from the URL are taken verbatim (no %-decoding)
+        # and win over the URL's: any byte may be in them.
+        nasty = "p;a%41s/s@w:rd\\;"
+        admin.execute_command("ACL", "SETUSER", "emb2", "on", ">" + nasty, "~*", "+@all")
+        d = driver(f"redis://nobody:wrong@127.0.0.1:{srv.port}/3", "c1", "authsep",
+                   "--username", "emb2", "--password", nasty)
+        ids2 = add_data(r3, [b"sep"])
+        wait_out(r3, 2)
+        stop(d)
+        check_complete(r3, {ids[0]: b"db3", ids2[0]: b"sep"})
+        d = driver(f"redis://127.0.0.1:{srv.port}/3", "c1", "authuser", "--username", "emb2")
+        rc = d.wait(10)
+        assert rc == 2 and "without a password" in d.stderr_tail(), (rc, d.stderr_tail())
         d = driver(f"redis://emb:wrong@127.0.0.1:{srv.port}/3", "c1", "authbad")
         wait_for(lambda: d.has_line(lambda l: l.startswith("NOT READY") and
                                     ("WRONGPASS" in l or "invalid" in l)), 10, "auth error shown")

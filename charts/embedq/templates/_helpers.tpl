@@ -136,8 +136,10 @@ value that does not exceed the drain timeout would kill the worker mid-drain.
 
 {{/*
 EMBEDQ_KAFKA_CONFIG: the chart's security settings first, then kafka.config
-(sorted; a later item wins in librdkafka), then the Secret's items. Secret
-values enter through $(VAR) references to variables defined before it.
+(sorted; a later item wins in librdkafka), then the Secret's items (through a
+$(VAR) reference to a variable defined before it). The SASL user and
+password are not in it: they come in EMBEDQ_KAFKA_SASL_USERNAME /
+EMBEDQ_KAFKA_SASL_PASSWORD, taken verbatim (a ';' in a password is safe).
 */}}
 {{- define "embedq.kafkaConfig" -}}
 {{- $k := .Values.kafka -}}
@@ -148,8 +150,6 @@ values enter through $(VAR) references to variables defined before it.
 {{- end -}}
 {{- if $k.sasl.enabled -}}
 {{- $items = append $items (printf "sasl.mechanism=%s" $k.sasl.mechanism) -}}
-{{- $items = append $items "sasl.username=$(KAFKA_SASL_USERNAME)" -}}
-{{- $items = append $items "sasl.password=$(KAFKA_SASL_PASSWORD)" -}}
 {{- end -}}
 {{- if $k.tls.enabled -}}
 {{- $dir := include "embedq.kafkaTlsDir" . -}}
@@ -180,17 +180,11 @@ values enter through $(VAR) references to variables defined before it.
 {{- end -}}
 
 {{/* EMBEDQ_REDIS_URL built from address, db and the auth Secret's variables. */}}
+{{/* The Redis URL without credentials: they come in EMBEDQ_REDIS_USERNAME /
+EMBEDQ_REDIS_PASSWORD, taken verbatim (no URL-encoding needed). */}}
 {{- define "embedq.redisUrl" -}}
 {{- $r := .Values.redis -}}
-{{- $auth := "" -}}
-{{- if $r.auth.secretName -}}
-{{- if $r.auth.usernameKey -}}
-{{- $auth = "$(REDIS_USERNAME):$(REDIS_PASSWORD)@" -}}
-{{- else -}}
-{{- $auth = ":$(REDIS_PASSWORD)@" -}}
-{{- end -}}
-{{- end -}}
-{{- printf "redis://%s%s/%d" $auth $r.address ($r.db | int64) -}}
+{{- printf "redis://%s/%d" $r.address ($r.db | int64) -}}
 {{- end -}}
 
 {{/* Does the release need a TriggerAuthentication? */}}
