@@ -12,8 +12,9 @@ import glob, json, os, re, signal, subprocess, sys, time
 from confluent_kafka import Consumer, Producer, TopicPartition
 
 root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-bin_ = os.path.join(root, "build", "embedq")
-model = os.path.join(root, "build", "demo-model")
+# EMBEDQ_BIN / EMBEDQ_DEMO_MODEL: another build (the `cli_demo` test uses them).
+bin_ = os.environ.get("EMBEDQ_BIN", os.path.join(root, "build", "embedq"))
+model = os.environ.get("EMBEDQ_DEMO_MODEL", os.path.join(root, "build", "demo-model"))
 
 def chunks():
     """Paragraphs of docs/*.md and README.md, as a RAG chunker would send them."""
@@ -45,6 +46,7 @@ try:
     p.produce("docs", key="broken-1", value=b'{"id": "broken-1", "text": ')          # malformed JSON
     p.produce("docs", key="broken-2", value=json.dumps({"id": "broken-2", "text": ""}))  # empty text
     p.flush(30)
+    del p  # closed now, not at exit after the broker is gone (it would log reconnect errors)
     want = len(docs) + 2
 
     c = Consumer({"bootstrap.servers": brokers, "group.id": "demo-reader", "auto.offset.reset": "earliest",
