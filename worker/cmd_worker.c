@@ -177,6 +177,8 @@ static void collect_broker(worker *w, metrics_buf *out)
         metrics_write_family(out, errs, "broker errors by kind", METRICS_COUNTER);
         counter_kind(out, errs, "delivery_failed", k.delivery_failed);
         counter_kind(out, errs, "consumer_error", k.consumer_errors);
+        counter_kind(out, errs, "authentication", k.auth_errors);
+        counter_kind(out, errs, "client_error", k.client_errors);
         metrics_write_family(out, evs, "broker module events by kind", METRICS_COUNTER);
         counter_kind(out, evs, "rebalance", k.rebalances);
         counter_kind(out, evs, "queue_full", k.queue_full);
@@ -288,7 +290,7 @@ static void h_readyz(const http_request *req, http_response *r, void *arg)
 {
     worker *w = arg;
     (void)req;
-    char why[200] = "";
+    char why[512] = "";
     if (!atomic_load(&w->loaded))
         snprintf(why, sizeof why, "loading the model\n");
     else if (w->fatal)

@@ -123,6 +123,8 @@ struct kafka_broker {
     uint64_t last_sweep_ms;
     /* readiness */
     bool broker_up;
+    char last_error[320]; /* the last client error (error_cb), for /readyz */
+    uint64_t last_error_ms;
     char cgrp_state[32];
     char fatal[512];
     bool fatal_pending; /* on_fatal not called yet (see report_fatal)    */
@@ -539,7 +541,23 @@ static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
         set_fatal(k, rk, reason);
         return;
     }
-    if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN) k->broker_up = false;
+    if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN) {
+        k->broker_up = false;
+    } else {
+        /* Why the brokers are down, for /readyz: refused, unresolvable,
+         * authentication or TLS failing. */
+        snprintf(k->last_error, sizeof k->last_error, "%s: %s",
+                 rd_kafka_err2name((rd_kafka_resp_err_t)err), reason);
+        k->last_error_ms = mono_ms();
+    }
+    if (err == RD_KAFKA_RESP_ERR__AUTHENTICATION || err == RD_KAFKA_RESP_ERR__SSL ||
+        err == RD_KAFKA_RESP_ERR_SASL_AUTHENTICATION_FAILED ||
+        err == RD_KAFKA_RESP_ERR_CLUSTER_AUTHORIZATION_FAILED ||
+        err == RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED ||
+        err == RD_KAFKA_RESP_ERR_GROUP_AUTHORIZATION_FAILED)
+        k->c.auth_errors++;
+    else if (err != RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN)
+        k->c.client_errors++;
     /* Connection failures are logged by librdkafka itself (log_cb): only
      * their summary here. */
     const bool transport = err == RD_KAFKA_RESP_ERR__TRANSPORT || err == RD_KAFKA_RESP_ERR__RESOLVE;
@@ -1262,7 +1280,11 @@ bool kafka_ready(kafka_broker *k, char *why, size_t whylen)
         return false;
     }
     if (!k->broker_up) {
-        snprintf(why, whylen, "kafka: no broker reachable");
+        if (k->last_error[0])
+            snprintf(why, whylen, "kafka: no broker reachable (last error %.0f s ago: %s)",
+                     (double)(mono_ms() - k->last_error_ms) / 1000.0, k->last_error);
+        else
+            snprintf(why, whylen, "kafka: no broker reachable");
         return false;
     }
     if (k->cgrp_state[0] && strcmp(k->cgrp_state, "up") != 0) {

@@ -136,6 +136,9 @@ typedef struct {
     uint64_t dead_lettered;   /* of which dead letters                        */
     uint64_t delivery_failed; /* permanent produce failures (partition stuck) */
     uint64_t consumer_errors; /* consumer error events (PARTITION_EOF aside)  */
+    uint64_t auth_errors;     /* client errors: authentication, TLS, ACLs     */
+    uint64_t client_errors;   /* other client errors (connections refused,
+                                 unresolvable hosts, timeouts, ...)           */
     uint64_t queue_full;      /* produce attempts deferred: queue full        */
     uint64_t dropped;         /* records fetched after kafka_stop_intake      */
     uint64_t rebalances;      /* assign + revoke callbacks                    */

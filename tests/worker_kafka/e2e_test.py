@@ -797,6 +797,23 @@ def scenario_bad_config(ctx, n):
     text = w.log_text()
     check(rc == 0 and "hunter2" not in text and "ignored" not in text,
           "exit %d, the password is not in the log" % rc)
+    # SASL against a broker without it: not ready, and /readyz and /metrics
+    # say why (the authentication error), not just "no broker reachable".
+    w = ctx.worker("sasl-refused", extra_config=["security.protocol=SASL_PLAINTEXT",
+                                                 "sasl.mechanism=SCRAM-SHA-256"],
+                   extra_args=["--kafka-sasl-username", "u", "--kafka-sasl-password", "p"])
+    wait_until(lambda: "_AUTHENTICATION" in (w.get("/readyz")[1] or ""), 30,
+               "/readyz to name the authentication error")
+    st, body = w.get("/readyz")
+    log("readyz:", body.strip()[:160])
+    m = re.search(r'^embedq_broker_errors_total\{kind="authentication"\} (\d+)',
+                  w.get("/metrics")[1], re.M)
+    check(st == 503 and m and int(m.group(1)) > 0,
+          "SASL refused: /readyz 503 naming _AUTHENTICATION, authentication errors counted (%s)"
+          % (m.group(1) if m else None))
+    w.sigterm()
+    rc = w.wait(60)
+    check(rc == 0, "SIGTERM while not ready: exit %d" % rc)
 
 
 SCENARIOS = {
