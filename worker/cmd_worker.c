@@ -76,6 +76,10 @@ typedef struct {
     uv_signal_t sig_term, sig_int;
     uv_timer_t drain_timer;
     uint64_t drain_started_ms;
+    uv_timer_t ready_timer; /* logs readiness changes (ready_tick_cb)    */
+    int ready_state;        /* -1 not logged yet, 0 not ready, 1 ready   */
+    uint64_t not_ready_since_ms;
+    bool not_ready_warned;
     atomic_bool loaded;
     bool draining, closing, fatal;
     int exit_code;
@@ -513,6 +517,32 @@ static int start_pipeline(worker *w, char *err, size_t errlen)
     return redis_start(w->redis, w->pipe, err, errlen);
 }
 
+/* Every second once the model is loaded: a readiness change is logged
+ * (info), and a not-ready state that lasts 30 s once more as a warning, with
+ * the reason /readyz gives. */
+enum { NOT_READY_WARN_MS = 30000 };
+
+static void ready_tick_cb(uv_timer_t *t)
+{
+    worker *w = t->data;
+    if (w->closing || w->draining || w->fatal) return;
+    char why[512] = "";
+    const bool ready = broker_ready(w, why, sizeof why);
+    const uint64_t now = wall_ms();
+    if ((int)ready != w->ready_state) {
+        if (ready)
+            eq_log(EQ_LOG_INFO, "ready");
+        else
+            eq_log(EQ_LOG_INFO, "not ready: %s", why);
+        w->ready_state = ready;
+        w->not_ready_since_ms = now;
+        w->not_ready_warned = false;
+    } else if (!ready && !w->not_ready_warned && now - w->not_ready_since_ms >= NOT_READY_WARN_MS) {
+        eq_log(EQ_LOG_WARN, "not ready for %d s: %s", NOT_READY_WARN_MS / 1000, why);
+        w->not_ready_warned = true;
+    }
+}
+
 static void load_done_cb(uv_work_t *req, int status)
 {
     worker *w = req->data;
@@ -542,6 +572,7 @@ static void load_done_cb(uv_work_t *req, int status)
         return;
     }
     atomic_store(&w->loaded, true);
+    uv_timer_start(&w->ready_timer, ready_tick_cb, 1000, 1000);
 }
 
 /* ---- flags -------------------------------------------------------------------- */
@@ -714,6 +745,9 @@ int cmd_worker(int argc, char **argv)
     uv_signal_start(&w->sig_int, signal_cb, SIGINT);
     uv_timer_init(w->loop, &w->drain_timer);
     w->drain_timer.data = w;
+    uv_timer_init(w->loop, &w->ready_timer);
+    w->ready_timer.data = w;
+    w->ready_state = -1;
 
     /* Metrics and HTTP first, so probes answer while the model loads. */
     w->reg = metrics_registry_new();

@@ -611,6 +611,10 @@ def scenario_broker_down(ctx, n):
         wait_until(lambda: a.log_text().rstrip().endswith("ready") or
                    "ready\n" in a.log_text().split("not ready: kafka: no broker")[-1], 20,
                    "kafka_ready() true again")
+    if ctx.args.mode == "worker":
+        wait_until(lambda: re.search(r"info: not ready: kafka: no broker reachable \(last error"
+                                     r"[^\n]*\n(?:.*\n)*?embedq info: ready\n", a.log_text()),
+                   5, "the worker to log both readiness changes")
     feeder.join()
     check(not inputs.errors, "inputs produced")
     check(a.alive(), "the worker survived the outage")
