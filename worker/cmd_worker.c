@@ -195,6 +195,7 @@ static void collect_broker(worker *w, metrics_buf *out)
         counter_kind(out, errs, "exec_failed", r.exec_failed);
         counter_kind(out, errs, "exec_retry", r.exec_retries);
         counter_kind(out, errs, "reconnect", r.reconnects);
+        counter_kind(out, errs, "authentication", r.auth_errors);
         metrics_write_family(out, evs, "broker module events by kind", METRICS_COUNTER);
         counter_kind(out, evs, "read", r.read);
         counter_kind(out, evs, "claimed", r.claimed);

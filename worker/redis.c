@@ -1304,6 +1304,11 @@ static void hs_cb(redisAsyncContext *ac, void *reply, void *priv)
             c->hs_failed = true;
             snprintf(c->err, sizeof c->err, "%s", x->str);
             eq_log(EQ_LOG_ERROR, "redis: %s connection set-up: %s", c->name, x->str);
+            /* AUTH's refusals (and a command an ACL forbids) */
+            if (!strncmp(x->str, "WRONGPASS", 9) || !strncmp(x->str, "NOAUTH", 6) ||
+                !strncmp(x->str, "NOPERM", 6) || strstr(x->str, "invalid password") ||
+                strstr(x->str, "without any password configured"))
+                c->r->st.auth_errors++;
             redisAsyncDisconnect(ac); /* -> on_disconnect -> reconnect later */
         }
         return;

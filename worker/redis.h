@@ -81,6 +81,8 @@ typedef struct {
     uint64_t exec_failed;         /* MULTI/EXECs given up (pipe_finish false;
                                      the entry stays pending, is redelivered) */
     uint64_t reconnects;          /* connections re-established              */
+    uint64_t auth_errors;         /* connection set-ups refused by AUTH
+                                     (WRONGPASS, NOAUTH, NOPERM, ...)         */
     uint64_t left_pending;        /* entries read but never submitted because
                                      the broker was closing (still pending)  */
 } redis_counters;

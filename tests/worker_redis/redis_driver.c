@@ -174,14 +174,15 @@ static void drain_cb(uv_timer_t *t)
            "\"read\": %llu, \"claimed\": %llu, \"skipped_in_flight\": %llu, "
            "\"too_many_deliveries\": %llu, \"deleted\": %llu, \"acked\": %llu, "
            "\"exec_retries\": %llu, \"exec_failed\": %llu, \"reconnects\": %llu, "
-           "\"left_pending\": %llu}\n",
+           "\"auth_errors\": %llu, \"left_pending\": %llu}\n",
            (unsigned long long)P.consumed, (unsigned long long)P.produced,
            (unsigned long long)P.dead, (unsigned long long)P.not_accepted,
            (unsigned long long)c.read, (unsigned long long)c.claimed,
            (unsigned long long)c.skipped_in_flight, (unsigned long long)c.too_many_deliveries,
            (unsigned long long)c.deleted, (unsigned long long)c.acked,
            (unsigned long long)c.exec_retries, (unsigned long long)c.exec_failed,
-           (unsigned long long)c.reconnects, (unsigned long long)c.left_pending);
+           (unsigned long long)c.reconnects, (unsigned long long)c.auth_errors,
+           (unsigned long long)c.left_pending);
     fflush(stdout);
     close_all();
 }

@@ -480,8 +480,14 @@ def sc_connect_retry():
         d = driver(f"redis://emb:wrong@127.0.0.1:{srv.port}/3", "c1", "authbad")
         wait_for(lambda: d.has_line(lambda l: l.startswith("NOT READY") and
                                     ("WRONGPASS" in l or "invalid" in l)), 10, "auth error shown")
-        d.signal(signal.SIGTERM)
-        assert d.wait(10) == 0
+        st = stop(d, timeout=10)
+        assert st["auth_errors"] > 0 and st["acked"] == 0, st
+        # a server with a password, a client without: NOAUTH, also counted
+        d = driver(f"redis://127.0.0.1:{srv.port}/3", "c1", "authnone")
+        wait_for(lambda: d.has_line(lambda l: l.startswith("NOT READY") and "NOAUTH" in l), 10,
+                 "NOAUTH shown")
+        st = stop(d, timeout=10)
+        assert st["auth_errors"] > 0, st
     finally:
         srv.stop()
 
