@@ -296,24 +296,6 @@ long jsonl_read_line(FILE *in, char **buf, size_t *cap)
     return (long)n;
 }
 
-bool json_has_nul_escape(const char *s, size_t len)
-{
-    bool in_str = false;
-    for (size_t i = 0; i < len; i++) {
-        if (!in_str) {
-            if (s[i] == '"') in_str = true;
-            continue;
-        }
-        if (s[i] == '"') {
-            in_str = false;
-        } else if (s[i] == '\\' && i + 1 < len) {
-            if (s[i + 1] == 'u' && i + 5 < len && !strncmp(s + i + 2, "0000", 4)) return true;
-            i++; /* skip the escaped character */
-        }
-    }
-    return false;
-}
-
 int cmd_gen_model(int argc, char **argv)
 {
     static const cli_command cmd = {

@@ -68,10 +68,6 @@ void json_put_float(FILE *f, float v); /* always a float literal: 1.0, never 1 *
  * needed). Returns its length, or -1 at end of input. */
 long jsonl_read_line(FILE *in, char **buf, size_t *cap);
 
-/* True if a JSON text contains a \u0000 escape inside a string (cJSON would
- * silently cut the string there). */
-bool json_has_nul_escape(const char *s, size_t len);
-
 int cmd_tokenize(int argc, char **argv);
 int cmd_embed(int argc, char **argv);
 int cmd_gen_model(int argc, char **argv);

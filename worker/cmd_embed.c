@@ -9,9 +9,10 @@
 #include "cli.h"
 #include "common.h"
 #include "engine.h"
+#include "msg.h"
 
-int input_fields(const char *line, size_t len, cJSON **j, const char **text,
-                 const char **instruction, char *err, size_t errlen);
+int input_fields(const char *line, size_t len, cJSON **j, char **text, size_t *text_len,
+                 char **instruction, size_t *instruction_len, char *err, size_t errlen);
 
 typedef struct {
     long lineno;
@@ -110,13 +111,30 @@ static void handle_line(embed_state *s, const char *line, size_t len, long linen
 {
     char err[EQ_ERRLEN];
     cJSON *j;
-    const char *text, *instr;
+    char *text, *instr;
+    size_t text_len, instr_len;
     pending *p = push_item(s, lineno);
     int32_t *ids = NULL;
     int n = -1;
-    if (input_fields(line, len, &j, &text, &instr, err, sizeof err) == 0) {
+    if (input_fields(line, len, &j, &text, &text_len, &instr, &instr_len, err, sizeof err) == 0) {
         cJSON *id = cJSON_GetObjectItemCaseSensitive(j, "id");
-        if (id) p->id_json = cJSON_PrintUnformatted(id);
+        if (cJSON_IsString(id)) {
+            /* Re-read with its length: cJSON's copy ends at a \u0000. */
+            char *sid = NULL;
+            size_t sid_len = 0;
+            msg_error me;
+            if (msg_json_string_field(line, len, "id", 0, &sid, &sid_len, &me) > 0) {
+                size_t cap = 0;
+                FILE *mf = open_memstream(&p->id_json, &cap);
+                if (mf) {
+                    json_put_string(mf, sid, sid_len);
+                    fclose(mf);
+                }
+            }
+            free(sid);
+        } else if (id) {
+            p->id_json = cJSON_PrintUnformatted(id);
+        }
         cJSON *d = cJSON_GetObjectItemCaseSensitive(j, "dimensions");
         p->dims = def_dims;
         if (d && !cJSON_IsNull(d)) {
@@ -127,8 +145,7 @@ static void handle_line(embed_state *s, const char *line, size_t len, long linen
             }
             p->dims = (int)v;
         }
-        n = eq_encode(s->e, text, strlen(text), instr, instr ? strlen(instr) : 0, &ids,
-                      &p->truncated, err, sizeof err);
+        n = eq_encode(s->e, text, text_len, instr, instr_len, &ids, &p->truncated, err, sizeof err);
     }
     if (n < 0) goto bad;
     /* Close the current batch first if this sequence would overflow it. */
@@ -147,12 +164,16 @@ static void handle_line(embed_state *s, const char *line, size_t len, long linen
     s->n_tokens += n;
     s->cu[++s->n_seqs] = s->n_tokens;
     free(ids);
+    free(text);
+    free(instr);
     cJSON_Delete(j);
     if (s->n_tokens >= s->budget) flush(s);
     return;
 bad:
     p->error = strdup(err);
     free(ids);
+    free(text);
+    free(instr);
     cJSON_Delete(j);
     if (s->n_seqs == 0) flush(s); /* nothing to wait for: print it now */
 }

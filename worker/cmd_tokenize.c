@@ -5,15 +5,24 @@
 #include "cli.h"
 #include "common.h"
 #include "engine.h"
+#include "msg.h"
 
-/* Decodes one input line into text/instruction (pointers into j). Returns 0
- * or -1 with a message. Shared by tokenize and embed. */
-int input_fields(const char *line, size_t len, cJSON **j, const char **text,
-                 const char **instruction, char *err, size_t errlen)
+/* Decodes one input line: *j gets the parsed object (the caller reads the
+ * other fields from it and frees it with cJSON_Delete, also on failure);
+ * *text and *instruction get malloc'd copies (lengths in *text_len,
+ * *instruction_len; the caller frees both, also on failure), read by the
+ * worker's own JSON decoder (msg_json_string_field) so that they are the
+ * exact bytes the worker would embed: \u0000 is kept as a NUL byte (cJSON
+ * ends its strings there). *instruction is NULL when absent or null; "" is
+ * kept (the query template with an empty task, as before; the worker reads
+ * "" as no instruction).
+ * Returns 0 or -1 with a message. Shared by tokenize and embed. */
+int input_fields(const char *line, size_t len, cJSON **j, char **text, size_t *text_len,
+                 char **instruction, size_t *instruction_len, char *err, size_t errlen)
 {
     *j = NULL;
-    if (json_has_nul_escape(line, len))
-        return eq_err(err, errlen, "a string contains \\u0000 (NUL), which is not accepted");
+    *text = *instruction = NULL;
+    *text_len = *instruction_len = 0;
     cJSON *root = cJSON_ParseWithLength(line, len);
     if (!root) return eq_err(err, errlen, "not valid JSON");
     *j = root;
@@ -21,13 +30,17 @@ int input_fields(const char *line, size_t len, cJSON **j, const char **text,
     cJSON *t = cJSON_GetObjectItemCaseSensitive(root, "text");
     if (!t) return eq_err(err, errlen, "missing \"text\"");
     if (!cJSON_IsString(t)) return eq_err(err, errlen, "\"text\" must be a string");
-    *text = t->valuestring;
-    *instruction = NULL;
     cJSON *in = cJSON_GetObjectItemCaseSensitive(root, "instruction");
-    if (in && !cJSON_IsNull(in)) {
-        if (!cJSON_IsString(in)) return eq_err(err, errlen, "\"instruction\" must be a string");
-        *instruction = in->valuestring;
+    if (in && !cJSON_IsNull(in) && !cJSON_IsString(in))
+        return eq_err(err, errlen, "\"instruction\" must be a string");
+    msg_error me;
+    if (msg_json_string_field(line, len, "text", 0, text, text_len, &me) < 0 ||
+        msg_json_string_field(line, len, "instruction", 0, instruction, instruction_len, &me) < 0) {
+        char reason[MSG_REASON_LEN];
+        msg_error_format(&me, reason, sizeof reason);
+        return eq_err(err, errlen, "%s", reason);
     }
+    if (*text == NULL) return eq_err(err, errlen, "missing \"text\"");
     return 0;
 }
 
@@ -104,13 +117,14 @@ int cmd_tokenize(int argc, char **argv)
         lineno++;
         if (n == 0) continue; /* blank lines are skipped */
         cJSON *j;
-        const char *text, *instr;
+        char *text, *instr;
+        size_t text_len, instr_len;
         int32_t *ids = NULL;
         bool trunc;
         int nids = -1;
-        if (input_fields(line, (size_t)n, &j, &text, &instr, err, sizeof err) == 0)
-            nids = eq_encode(e, text, strlen(text), instr, instr ? strlen(instr) : 0, &ids, &trunc,
-                             err, sizeof err);
+        if (input_fields(line, (size_t)n, &j, &text, &text_len, &instr, &instr_len, err,
+                         sizeof err) == 0)
+            nids = eq_encode(e, text, text_len, instr, instr_len, &ids, &trunc, err, sizeof err);
         if (nids < 0) {
             printf("{\"line\": %ld, \"error\": ", lineno);
             json_put_string(stdout, err, strlen(err));
@@ -120,6 +134,8 @@ int cmd_tokenize(int argc, char **argv)
             put_ids(&out, &out_cap, ids, nids);
         }
         free(ids);
+        free(text);
+        free(instr);
         cJSON_Delete(j);
     }
     free(line);

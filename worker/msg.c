@@ -1554,6 +1554,79 @@ int msg_decode(const void *bufv, size_t len, const msg_limits *lim, msg_input *o
     return decode_msgpack(buf, len, &L, out, err);
 }
 
+int msg_json_string_field(const void *bufv, size_t len, const char *key, int max_depth, char **out,
+                          size_t *out_len, msg_error *err)
+{
+    const uint8_t *buf = bufv;
+    size_t key_len = strlen(key);
+    *out = NULL;
+    *out_len = 0;
+    jrd r = {buf, len, 0, max_depth > 0 ? max_depth : 64, err};
+    j_ws(&r);
+    if (r.pos >= len || buf[r.pos] != '{') return j_bad(&r, "expected a JSON object");
+    r.pos++;
+    j_ws(&r);
+    if (r.pos < len && buf[r.pos] == '}') return 0;
+    jval found = {0};
+    bool have = false;
+    for (;;) {
+        jval k, v;
+        if (r.pos >= len || buf[r.pos] != '"') return j_unexpected(&r);
+        if (j_string(&r, true, &k) != 0) return -1;
+        size_t bad, kn = j_unescape(buf + k.start + 1, k.end - k.start - 2, NULL, &bad);
+        bool match = false;
+        if (kn == key_len && key_len <= 64) {
+            uint8_t kb[64];
+            j_unescape(buf + k.start + 1, k.end - k.start - 2, kb, &bad);
+            match = memcmp(kb, key, key_len) == 0;
+        }
+        j_ws(&r);
+        if (r.pos >= len || buf[r.pos] != ':') return j_unexpected(&r);
+        r.pos++;
+        j_ws(&r);
+        /* The string body is checked for UTF-8 after unescaping, as
+         * build_input does for `text`, so the error names the offset. */
+        if (match && r.pos < len && buf[r.pos] == '"') {
+            if (j_string(&r, false, &v) != 0) return -1;
+        } else if (j_value(&r, 1, &v) != 0) {
+            return -1;
+        }
+        if (match) {
+            if (have)
+                return msg_error_set(err, MSG_E_DUPLICATE_KEY,
+                                     "field \"%s\" appears more than once", key);
+            found = v;
+            have = true;
+        }
+        j_ws(&r);
+        if (r.pos < len && buf[r.pos] == ',') {
+            r.pos++;
+            j_ws(&r);
+            continue;
+        }
+        if (r.pos < len && buf[r.pos] == '}') break;
+        return j_unexpected(&r);
+    }
+    r.pos++;
+    j_ws(&r);
+    if (r.pos != len) return j_bad(&r, "trailing bytes at byte %zu", r.pos);
+    if (!have || found.t == J_NULL) return 0;
+    if (found.t != J_STR)
+        return msg_error_set(err, MSG_E_TEXT_WRONG_TYPE, "%s must be a string, got %s", key,
+                             jtype_name(found.t));
+    size_t bad, raw_n = found.end - found.start - 2;
+    size_t n = j_unescape(buf + found.start + 1, raw_n, NULL, &bad);
+    if (bad != SIZE_MAX)
+        return msg_error_set(err, MSG_E_INVALID_UTF8, "%s: invalid UTF-8 at byte %zu", key, bad);
+    char *s = malloc(n + 1);
+    if (!s) return msg_error_set(err, MSG_E_INTERNAL, "out of memory for a %zu-byte %s", n, key);
+    j_unescape(buf + found.start + 1, raw_n, (uint8_t *)s, &bad);
+    s[n] = 0;
+    *out = s;
+    *out_len = n;
+    return 1;
+}
+
 int msg_decode_fields(const char *const *names, const size_t *name_lens, const char *const *values,
                       const size_t *value_lens, int n, const msg_limits *lim, msg_input *out,
                       msg_error *err)
@@ -1934,8 +2007,8 @@ static const char PGVECTOR_SCHEMA[] =
     "{\"field\":\"truncated\",\"type\":\"boolean\",\"optional\":false},"
     "{\"field\":\"meta\",\"type\":\"string\",\"optional\":true}]}";
 
-int msg_encode_pgvector(const msg_input *in, const char *model, const float *v, int d,
-                        int tokens, bool truncated, msg_buf *out, msg_error *err)
+int msg_encode_pgvector(const msg_input *in, const char *model, const float *v, int d, int tokens,
+                        bool truncated, msg_buf *out, msg_error *err)
 {
     check_vec(v, d);
     MSG_ASSERT(in->id && model && tokens >= 0);

@@ -192,6 +192,18 @@ int msg_decode_fields(const char *const *names, const size_t *name_lens, const c
                       const size_t *value_lens, int n, const msg_limits *lim, msg_input *out,
                       msg_error *err);
 
+/* Reads the string value of the top-level key `key` of the JSON object
+ * buf[0..len), decoded exactly as msg_decode decodes `text`: escapes undone,
+ * U+0000 kept as a NUL byte, UTF-8 checked after unescaping. For tools that
+ * read JSON lines without the message schema (`embedq embed`, `tokenize`).
+ * Returns 1 with a malloc'd, NUL-terminated copy in *out (its length, NULs
+ * inside counted, in *out_len; the caller frees it), 0 when the key is
+ * absent or null (*out = NULL), or -1 with *err filled: malformed JSON
+ * (max_depth levels at most; <= 0 means 64), a repeated key, a value that is
+ * not a string, or invalid UTF-8. */
+int msg_json_string_field(const void *buf, size_t len, const char *key, int max_depth, char **out,
+                          size_t *out_len, msg_error *err);
+
 /* Frees what msg_decode allocated and zeroes *in. Safe on a zeroed input
  * and twice. */
 void msg_input_free(msg_input *in);
@@ -242,8 +254,8 @@ int msg_encode_json(const msg_input *in, const char *model, const float *v, int 
 int msg_encode_qdrant(const msg_input *in, const char *collection, const char *model,
                       const float *v, int d, int tokens, bool truncated, msg_buf *out,
                       msg_error *err);
-int msg_encode_pgvector(const msg_input *in, const char *model, const float *v, int d,
-                        int tokens, bool truncated, msg_buf *out, msg_error *err);
+int msg_encode_pgvector(const msg_input *in, const char *model, const float *v, int d, int tokens,
+                        bool truncated, msg_buf *out, msg_error *err);
 
 /* The output record's key: the input record's key when key_len > 0, else
  * the id's text form (in->id). Appended to out. Returns 0, or -1 (internal:

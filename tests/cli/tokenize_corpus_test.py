@@ -2,9 +2,10 @@
 """`embedq tokenize` (the CLI, end to end) on the whole tokenizer corpus:
 every line's ids must equal the goldens (transformers.js, with the
 documented HF exceptions of tests/tokenizer/exceptions.jsonl) in the
-document, query and 4B/8B modes. Lines whose text holds U+0000 must come
-back as {"line": N, "error": ...} (the CLI refuses NUL) without disturbing
-the others.
+document, query and 4B/8B modes. Lines whose text holds U+0000 are
+tokenized like the others (NUL is id 188, as in Hugging Face `tokenizers`
+and in the worker), and their count is checked so the test cannot pass
+without them.
 
 usage: tokenize_corpus_test.py EMBEDQ_BIN TOKENIZER_JSON TESTS_TOKENIZER_DIR WORKDIR
 """
@@ -67,10 +68,6 @@ for mode in ("d", "q", "b"):
     for i, (c, g, o) in enumerate(zip(corpus, goldens, out)):
         if "\x00" in c["text"]:
             nul_lines += 1
-            if o.get("line") != i + 1 or "NUL" not in o.get("error", ""):
-                print(f"mode {mode} entry {i}: NUL text should be refused, got {o}")
-                bad += 1
-            continue
         want = exceptions.get((i, mode))
         if want is None:
             want = g.get(mode, g["d"] if mode == "b" else None)
@@ -79,8 +76,12 @@ for mode in ("d", "q", "b"):
             bad += 1
             if bad <= 10:
                 print(f"mode {mode} entry {i}: got {o} want {want}")
-    if rc != (1 if nul_lines else 0):
+    if rc != 0:
         print(f"mode {mode}: exit status {rc}")
         bad += 1
-print(f"embedq tokenize on the corpus: {checked} lines compared, {bad} mismatches")
+    if nul_lines < 12:
+        print(f"mode {mode}: only {nul_lines} corpus texts hold U+0000 (want >= 12)")
+        bad += 1
+print(f"embedq tokenize on the corpus: {checked} lines compared ({nul_lines} per mode hold U+0000), "
+      f"{bad} mismatches")
 sys.exit(1 if bad else 0)

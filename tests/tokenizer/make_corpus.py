@@ -474,6 +474,23 @@ for k in range(1100):
         parts = [rng.choice(NATURAL + CODE + URLS + NUMBERS + CONTRACTIONS + EMOJI + NFC) for _ in range(rng.randint(2, 5))]
         add(rng.choice(["", " ", "\n", "\t", "<|endoftext|>", "\u3000", "'s "]).join(parts))
 
+# ------------------------------------------- text extracted from PDFs (NUL)
+# Appended last and without the rng, so the entries above keep their lines.
+# PDF text extraction leaves U+0000 in text (padding, UTF-16 read as bytes);
+# the worker and the CLI embed it (issue 15), HF tokenizers gives it id 188.
+PDF_NUL = [
+    "Annual report 2023\x00\x00\x00Page 1 of 12\x00Revenue grew 12%",
+    "r\x00e\x00s\x00u\x00m\x00e\x00 \x00o\x00f\x00 \x00w\x00o\x00r\x00k\x00",
+    "Table 3\x00 \x00Results\n\x00\x00\n\x00\tcol\x00",
+    "\u00dcber\x00stra\u00dfe caf\u00e9\x00\u65e5\u672c\u8a9e\x00\u30c6\u30ad\u30b9\u30c8",
+    "\x00<|endoftext|>\x00<|im_start|>\x00",
+    "don\x00't stop, it\x00's fine\x00 \x00 \x00",
+    "\x00\x00\x00\x00\x00\x00\x00\x00",
+    "12\x0034\x00\U0001f600\x00\u0645\u0631\u062d\u0628\u0627",
+]
+for t in PDF_NUL:
+    add(t)
+
 # ------------------------------------------------------------------- write
 if unicodedata.unidata_version != "14.0.0":
     print(f"make_corpus.py: note: Unicode {unicodedata.unidata_version} (corpus.jsonl was made "
