@@ -91,12 +91,12 @@ int eq_open(const char *model_dir, const eq_options *opt, eq_engine **out, char 
         }
         e->threads = o.threads;
         if (dev == DEV_CPU) {
-            e->cpu = cpu_backend_new(e->model, e->max_batch_tokens, e->max_seq_len, o.threads,
-                                     err, errlen);
+            e->cpu = cpu_backend_new(e->model, e->max_batch_tokens, e->max_seq_len, o.threads, err,
+                                     errlen);
             if (!e->cpu) goto fail;
         } else {
-            e->gpu = gpu_backend_new(e->model, e->max_batch_tokens, e->max_seq_len,
-                                     dev == DEV_TWIN, err, errlen);
+            e->gpu = gpu_backend_new(e->model, e->max_batch_tokens, e->max_seq_len, dev == DEV_TWIN,
+                                     err, errlen);
             if (!e->gpu) goto fail;
             /* The GPU backend holds its own copy of the weights: unmap the
              * checkpoint (and let the page cache go). */
@@ -135,11 +135,43 @@ int eq_max_batch_tokens(const eq_engine *e)
     return e->max_batch_tokens;
 }
 
+int eq_encode_ex(eq_engine *e, const char *text, size_t len, const char *instruction, size_t ilen,
+                 int32_t **ids, eq_encode_info *info, char *err, size_t errlen)
+{
+    *ids = NULL;
+    info->truncated = false;
+    info->instruction_tokens = 0;
+    if (instruction) {
+        /* The template alone, cut at max_seq_len like the real input (the
+         * tokenizer stops early there, so a huge instruction costs at most
+         * max_seq_len tokens of work here). */
+        int32_t *pids = NULL;
+        bool cut = false;
+        int np =
+            tok_encode(e->tok, "", 0, instruction, ilen, e->max_seq_len, &pids, &cut, err, errlen);
+        free(pids);
+        if (np < 0) return -1;
+        info->instruction_tokens = np - 1; /* without the final <|endoftext|> */
+        const int share = e->max_seq_len / 2;
+        if (cut || info->instruction_tokens > share) {
+            eq_err(err, errlen,
+                   "instruction too long: its query template takes %s%d tokens, more than half "
+                   "of the %d-token limit (%d)",
+                   cut ? "at least " : "", info->instruction_tokens, e->max_seq_len, share);
+            return EQ_ENCODE_INSTRUCTION_TOO_LONG;
+        }
+    }
+    return tok_encode(e->tok, text, len, instruction, ilen, e->max_seq_len, ids, &info->truncated,
+                      err, errlen);
+}
+
 int eq_encode(eq_engine *e, const char *text, size_t len, const char *instruction, size_t ilen,
               int32_t **ids, bool *truncated, char *err, size_t errlen)
 {
-    return tok_encode(e->tok, text, len, instruction, ilen, e->max_seq_len, ids, truncated, err,
-                      errlen);
+    eq_encode_info info;
+    int n = eq_encode_ex(e, text, len, instruction, ilen, ids, &info, err, errlen);
+    *truncated = info.truncated;
+    return n;
 }
 
 int eq_embed(eq_engine *e, const int32_t *ids, const int32_t *cu_seqlens, int n_seqs,
@@ -172,7 +204,8 @@ int eq_embed(eq_engine *e, const int32_t *ids, const int32_t *cu_seqlens, int n_
         e->dims[i] = (dims && dims[i]) ? dims[i] : hidden;
     /* A non-finite hidden state fails this batch only; a device error stops
      * the CUDA backend for good (every later batch gets the error). */
-    if (e->gpu) return gpu_backend_embed(e->gpu, ids, cu_seqlens, n_seqs, e->dims, out, err, errlen);
+    if (e->gpu)
+        return gpu_backend_embed(e->gpu, ids, cu_seqlens, n_seqs, e->dims, out, err, errlen);
     return cpu_backend_embed(e->cpu, ids, cu_seqlens, n_seqs, e->dims, out, err, errlen);
 }
 

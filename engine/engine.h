@@ -55,6 +55,25 @@ int eq_max_batch_tokens(const eq_engine *e);
 int eq_encode(eq_engine *e, const char *text, size_t len, const char *instruction, size_t ilen,
               int32_t **ids, bool *truncated, char *err, size_t errlen);
 
+/* eq_encode's failure when the instruction is too long (the message says
+ * so): its query template ("Instruct: {instruction}\nQuery:" alone) takes
+ * more than half of max_seq_len tokens. The rule keeps at least half of the
+ * limit for the text, so truncation never cuts into the text's absence: a
+ * huge instruction fails the input instead of making every text with it
+ * the same vector. Other failures (invalid UTF-8) return -1. */
+#define EQ_ENCODE_INSTRUCTION_TOO_LONG (-2)
+
+typedef struct {
+    bool truncated;         /* content was cut to fit max_seq_len            */
+    int instruction_tokens; /* tokens of the query template alone (0 without
+                               an instruction)                             */
+} eq_encode_info;
+
+/* eq_encode, also telling how many tokens the instruction's template took
+ * (for messages that name what is too long). */
+int eq_encode_ex(eq_engine *e, const char *text, size_t len, const char *instruction, size_t ilen,
+                 int32_t **ids, eq_encode_info *info, char *err, size_t errlen);
+
 /* Runs one packed batch. ids: cu_seqlens[n_seqs] token ids; dims: n_seqs
  * Matryoshka sizes (32..hidden; 0 = hidden); out: n_seqs * hidden floats,
  * vector i at out + i*hidden, its first dims[i] values set and normalized.

@@ -632,7 +632,8 @@ int cmd_worker(int argc, char **argv)
         {"max-tokens", CLI_INT, &c->max_tokens, 2, 1 << 20,
          "tokens per input incl. the final <|endoftext|>; longer inputs follow --long-input"},
         {"long-input", CLI_STR, &c->long_input, 0, 0,
-         "truncate (mark `truncated`) | reject (dead letter text_too_long)"},
+         "truncate (mark `truncated`) | reject (dead letter text_too_long); an instruction "
+         "taking over half of --max-tokens is instruction_too_long either way"},
         {"batch-tokens", CLI_INT, &c->batch_tokens, 1, 1 << 24, "token budget of one batch"},
         {"max-wait-ms", CLI_INT, &c->max_wait_ms, 0, 60000,
          "the longest a batch waits to fill before it runs"},

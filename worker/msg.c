@@ -68,6 +68,7 @@ static const char *const code_names[MSG_E__COUNT] = {
     [MSG_E_INTERNAL] = "internal",
     [MSG_E_OUTPUT_TOO_LARGE] = "output_too_large",
     [MSG_E_TOO_MANY_DELIVERIES] = "too_many_deliveries",
+    [MSG_E_INSTRUCTION_TOO_LONG] = "instruction_too_long",
 };
 
 const char *msg_code_name(msg_code c)

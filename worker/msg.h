@@ -101,6 +101,7 @@ typedef enum {
     MSG_E_INTERNAL,                /* internal: out of memory; not the message's fault */
     MSG_E_OUTPUT_TOO_LARGE,        /* output_too_large: set by the Kafka sink  */
     MSG_E_TOO_MANY_DELIVERIES,     /* too_many_deliveries: set by the Redis source */
+    MSG_E_INSTRUCTION_TOO_LONG,    /* instruction_too_long: set by the pipeline */
     MSG_E__COUNT
 } msg_code;
 

@@ -138,19 +138,29 @@ static void prepare(pipeline *p, pipe_msg *m)
         return;
     }
     char err[EQ_ERRLEN];
-    bool truncated = false;
-    int n = eq_encode(p->o.engine, m->in.text, m->in.text_len, m->in.instruction,
-                      m->in.instruction_len, &m->ids, &truncated, err, sizeof err);
+    eq_encode_info info;
+    int n = eq_encode_ex(p->o.engine, m->in.text, m->in.text_len, m->in.instruction,
+                         m->in.instruction_len, &m->ids, &info, err, sizeof err);
+    if (n == EQ_ENCODE_INSTRUCTION_TOO_LONG) {
+        set_dead(m, "instruction_too_long", err);
+        return;
+    }
     if (n < 0) {
         set_dead(m, "invalid_text", err);
         return;
     }
     m->n_ids = n;
-    m->truncated = truncated;
-    if (truncated && p->o.long_policy == PIPE_LONG_REJECT) {
-        char d[160];
-        snprintf(d, sizeof d, "text longer than the %d-token limit (policy: reject)",
-                 eq_max_seq_len(p->o.engine));
+    m->truncated = info.truncated;
+    if (info.truncated && p->o.long_policy == PIPE_LONG_REJECT) {
+        char d[200];
+        const int limit = eq_max_seq_len(p->o.engine);
+        if (info.instruction_tokens > 0)
+            snprintf(d, sizeof d,
+                     "text longer than the %d tokens that the %d-token limit leaves after the "
+                     "instruction's %d (policy: reject)",
+                     limit - 1 - info.instruction_tokens, limit, info.instruction_tokens);
+        else
+            snprintf(d, sizeof d, "text longer than the %d-token limit (policy: reject)", limit);
         set_dead(m, "text_too_long", d);
     }
 }
@@ -168,8 +178,8 @@ static void *pool_main(void *arg)
             pthread_mutex_unlock(&p->mu);
             return NULL;
         }
-        pipe_msg *m = p->enc_head ? pop(&p->enc_head, &p->enc_tail)
-                                  : pop(&p->dec_head, &p->dec_tail);
+        pipe_msg *m =
+            p->enc_head ? pop(&p->enc_head, &p->enc_tail) : pop(&p->dec_head, &p->dec_tail);
         pthread_mutex_unlock(&p->mu);
 
         if (m->vec) {
@@ -212,8 +222,7 @@ static void finish_output(pipeline *p, pipe_msg *m, const float *v)
                                m->truncated, &out, &me);
         break;
     case PIPE_OUT_PGVECTOR:
-        rc = msg_encode_pgvector(&m->in, p->o.model_name, v, d, m->n_ids, m->truncated, &out,
-                                 &me);
+        rc = msg_encode_pgvector(&m->in, p->o.model_name, v, d, m->n_ids, m->truncated, &out, &me);
         break;
     default:
         rc = msg_encode_msgpack(&m->in, p->o.model_name, v, d, m->n_ids, m->truncated, &out, &me);

@@ -109,5 +109,33 @@ assert a["id"] == "n\x00x" and a["tokens"] == 4 and b["tokens"] == 3, (a.get("id
 assert sum(x * y for x, y in zip(a["embedding"], b["embedding"])) < 0.9999
 PY
 
+# An instruction whose query template takes more than half of --max-tokens
+# fails its line (issue 15 item 4: it used to truncate the text away, so
+# different texts came out as one vector); a short one leaves the text its
+# share.
+"$py" - "$work/li.jsonl" <<'PY'
+import json, sys
+instr = " ".join(["retrieve the passages about zebras"] * 40)
+with open(sys.argv[1], "w") as f:
+    for t in ("six words about a zebra here", "a different text entirely"):
+        f.write(json.dumps({"text": t, "instruction": instr}) + "\n")
+    f.write(json.dumps({"text": "a zebra " * 100, "instruction": "find it"}) + "\n")
+PY
+for sub in embed tokenize; do
+  "$bin" $sub --model "$m" --max-tokens 64 <"$work/li.jsonl" >"$work/out" 2>"$work/err"
+  rc=$?
+  "$py" - "$work/out" "$rc" <<'PY' && ok || fail "$sub: an over-long instruction fails its line"
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1])]
+assert sys.argv[2] == "1" and len(rows) == 3, (sys.argv[2], rows)
+for k in (0, 1):
+    assert rows[k]["line"] == k + 1 and "instruction too long" in rows[k]["error"] \
+        and "half of the 64-token limit" in rows[k]["error"], rows[k]
+r = rows[2]
+n = r["tokens"] if "tokens" in r else len(r["ids"])
+assert n == 64 and "error" not in r, r
+PY
+done
+
 echo "cli: $passes passed, $fails failed"
 [ "$fails" -eq 0 ]

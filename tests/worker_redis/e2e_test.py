@@ -22,6 +22,13 @@ Scenarios (one function each):
   poison              bad inputs -> exactly one dead letter each, with the
                       right `error` code and the original fields; an entry
                       delivered too often -> too_many_deliveries
+  long_instruction    --max-tokens 64: an instruction whose query template
+                      takes more than half the limit is instruction_too_long
+                      (it used to truncate the text away: different texts,
+                      identical vectors); a long text after a short
+                      instruction is truncated (truncate policy) or
+                      text_too_long naming the tokens left to the text
+                      (reject policy), never the instruction
 
 Every scenario exits 77 (skipped) when `embedq worker --help` fails (the
 worker is not wired in yet), or when redis-server, python3-redis or
@@ -470,6 +477,62 @@ def sc_poison():
         srv.stop()
 
 
+def sc_long_instruction():
+    srv = RedisServer(redis_dir()).start()
+    r = srv.client()
+    try:
+        long_instr = " ".join(random.Random(7).choice(WORDS) for _ in range(400))
+        short_instr = "Given a web search query, retrieve relevant passages"
+        long_text = " ".join(random.Random(8).choice(WORDS) for _ in range(300))
+        entries = [  # (fields, code per policy: (truncate, reject); None = an output)
+            ({"id": "li1", "text": "six words about a zebra here", "instruction": long_instr},
+             ("instruction_too_long", "instruction_too_long")),
+            ({"id": "li2", "text": "a different text entirely", "instruction": long_instr},
+             ("instruction_too_long", "instruction_too_long")),
+            ({"id": "lt1", "text": long_text, "instruction": short_instr}, (None, "text_too_long")),
+            ({"id": "lt2", "text": long_text}, (None, "text_too_long")),
+            ({"id": "ok1", "text": "short text", "instruction": short_instr}, (None, None)),
+        ]
+        for policy_i, policy in enumerate(("truncate", "reject")):
+            for k in (IN, OUT, DLQ):
+                r.delete(k)
+            r.xgroup_create(IN, GROUP, "0", mkstream=True)
+            ids = {}
+            for fields, codes in entries:
+                ids[r.xadd(IN, fields).decode()] = (fields, codes[policy_i])
+            w = worker(srv, "w-" + policy, "long_" + policy, "--max-tokens", "64",
+                       "--long-input", policy, "--output-format", "json")
+            wait_ready(w)
+            n_dead = sum(1 for _, c in ids.values() if c)
+            n_out = len(ids) - n_dead
+            wait_for(lambda: r.xlen(DLQ) >= n_dead and r.xlen(OUT) >= n_out and
+                     pending_count(r, IN, GROUP) == 0, 60, "outputs and dead letters", step=0.2)
+            stop(w)
+            got = {}
+            for _, f in xrange_all(r, DLQ):
+                got[f[b"source_id"].decode()] = f[b"error"].decode()
+            out = outputs(r, "json")
+            for sid, (fields, code) in ids.items():
+                if code is None:
+                    o = out.get(fields["id"])
+                    assert o and len(o) == 1, f"{policy}: {fields['id']}: outputs {o}"
+                    assert sid not in got, f"{policy}: {fields['id']} dead-lettered: {got[sid]}"
+                    want_trunc = fields["text"] == long_text
+                    assert o[0]["truncated"] is want_trunc and o[0]["tokens"] <= 64, \
+                        f"{policy}: {fields['id']}: {o[0]['truncated']} {o[0]['tokens']}"
+                    continue
+                err = got.get(sid, "")
+                assert err.startswith(code + ":"), f"{policy}: {fields['id']}: {err!r}, want {code}"
+                if code == "instruction_too_long":
+                    assert "more than half of the 64-token limit (32)" in err, err
+                if code == "text_too_long" and "instruction" in fields:
+                    assert "after the instruction's" in err and "text longer" in err, err
+            assert len(got) == n_dead, f"{policy}: dead letters {got}"
+            print(f"long_instruction {policy}: {n_out} outputs, {n_dead} dead letters ok")
+    finally:
+        srv.stop()
+
+
 def check_vectors_subset(out, inputs, ref):
     import numpy as np
     worst, dups = 1.0, 0
@@ -491,6 +554,7 @@ SCENARIOS = {
     "redis_restart": sc_redis_restart,
     "sigterm_under_load": sc_sigterm_under_load,
     "poison": sc_poison,
+    "long_instruction": sc_long_instruction,
 }
 
 
