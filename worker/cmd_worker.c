@@ -73,7 +73,7 @@ typedef struct {
     metrics_histogram *h_batch_tokens, *h_batch_seconds, *h_e2e_seconds;
     metrics_family *dead_by_reason;
     uv_work_t load_req;
-    uv_signal_t sig_term, sig_int;
+    uv_signal_t sig_term, sig_int, sig_hup;
     uv_timer_t drain_timer;
     uint64_t drain_started_ms;
     uv_timer_t ready_timer; /* logs readiness changes (ready_tick_cb)    */
@@ -391,15 +391,33 @@ static void start_drain(worker *w, const char *why)
     uv_timer_start(&w->drain_timer, drain_tick_cb, 0, 20);
 }
 
+/* SIGTERM, SIGINT and SIGHUP all drain (SIGHUP: the terminal of a worker
+ * run by hand went away; the worker has no configuration to reload, and
+ * draining loses nothing). While the model is still loading nothing has
+ * been consumed (the broker subscribes only once the pipeline exists), so
+ * the load is abandoned and the process exits 0 at once instead of waiting
+ * minutes for a large model to finish uploading. A second signal during a
+ * drain exits 3 at once. */
 static void signal_cb(uv_signal_t *s, int signum)
 {
     worker *w = s->data;
+    const char *name = signum == SIGTERM ? "SIGTERM" : signum == SIGINT ? "SIGINT" : "SIGHUP";
+    if (!atomic_load(&w->loaded) && !w->closing) {
+        eq_log(EQ_LOG_INFO,
+               "%s while the model loads: stopping the load; nothing was consumed; exit 0", name);
+        fflush(stdout);
+        fflush(stderr);
+        /* The load runs on a libuv pool thread inside eq_open, which has no
+         * cancellation point; _exit ends it with the process (no broker
+         * membership or offsets exist yet to hand back). */
+        _exit(0);
+    }
     if (w->draining) {
-        eq_log(EQ_LOG_WARN, "second signal: exiting now without draining");
+        eq_log(EQ_LOG_WARN, "second signal (%s): exiting now without draining", name);
         finish_shutdown(w, 3);
         return;
     }
-    start_drain(w, signum == SIGTERM ? "SIGTERM" : "SIGINT");
+    start_drain(w, name);
 }
 
 static void on_fatal(void *ctx, const char *message)
@@ -740,11 +758,16 @@ int cmd_worker(int argc, char **argv)
 
     w->loop = uv_default_loop();
     signal(SIGPIPE, SIG_IGN);
+    /* First thing after the flags: from here on a signal is logged and
+     * handled, the model load included (signal_cb). Before main() runs, the
+     * default action still applies: ~0.1 s, nothing consumed yet. */
     uv_signal_init(w->loop, &w->sig_term);
     uv_signal_init(w->loop, &w->sig_int);
-    w->sig_term.data = w->sig_int.data = w;
+    uv_signal_init(w->loop, &w->sig_hup);
+    w->sig_term.data = w->sig_int.data = w->sig_hup.data = w;
     uv_signal_start(&w->sig_term, signal_cb, SIGTERM);
     uv_signal_start(&w->sig_int, signal_cb, SIGINT);
+    uv_signal_start(&w->sig_hup, signal_cb, SIGHUP);
     uv_timer_init(w->loop, &w->drain_timer);
     w->drain_timer.data = w;
     uv_timer_init(w->loop, &w->ready_timer);

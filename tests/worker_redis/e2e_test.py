@@ -22,6 +22,11 @@ Scenarios (one function each):
   poison              bad inputs -> exactly one dead letter each, with the
                       right `error` code and the original fields; an entry
                       delivered too often -> too_many_deliveries
+  signals             SIGTERM and SIGHUP while the model loads (a model whose
+                      weights file is a FIFO nobody writes: the load blocks
+                      for as long as the test wants): a log line and exit 0
+                      within 5 s; SIGHUP under load drains like SIGTERM
+                      (exit 0, nothing pending, the drain log line)
   long_instruction    --max-tokens 64: an instruction whose query template
                       takes more than half the limit is instruction_too_long
                       (it used to truncate the text away: different texts,
@@ -477,6 +482,58 @@ def sc_poison():
         srv.stop()
 
 
+def sc_signals():
+    global MODEL
+    srv = RedisServer(redis_dir()).start()
+    r = srv.client()
+    try:
+        # 1. While the model loads: the weights file is a FIFO, so eq_open
+        # blocks in its thread until the test gives up. /readyz says
+        # "loading" (503) meanwhile; the signal must end the process at once.
+        fifo_model = os.path.join(WORK, "fifo_model")
+        shutil.rmtree(fifo_model, ignore_errors=True)
+        shutil.copytree(MODEL, fifo_model)
+        os.unlink(os.path.join(fifo_model, "model.safetensors"))
+        os.mkfifo(os.path.join(fifo_model, "model.safetensors"))
+        real_model, MODEL = MODEL, fifo_model
+        try:
+            for sig in (signal.SIGTERM, signal.SIGHUP):
+                w = worker(srv, "wl", "loading_" + sig.name)
+                wait_for(lambda: http_get(w, "/readyz")[0] == 503, 30, "/readyz 503 (loading)")
+                time.sleep(0.5)
+                assert http_get(w, "/readyz")[0] == 503, "the model loaded from a FIFO?"
+                t0 = time.time()
+                w.signal(sig)
+                rc = w.wait(10)
+                took = time.time() - t0
+                log = open(w.log_path, "rb").read().decode()
+                assert rc == 0, f"{sig.name} while loading: exit {rc}\n{log}"
+                assert f"{sig.name} while the model loads" in log, log
+                assert took < 5, f"{sig.name} while loading: {took:.1f} s to exit"
+                print(f"signals: {sig.name} while loading: exit 0 in {took:.2f} s")
+        finally:
+            MODEL = real_model
+        # 2. SIGHUP under load drains like SIGTERM.
+        inputs = make_inputs(3000, seed=9, prefix="h")
+        feed(r, inputs)
+        w = worker(srv, "w1", "hup", "--max-in-flight", "512", "--drain-timeout", "60")
+        wait_ready(w)
+        wait_for(lambda: r.xlen(OUT) >= 200, 120, "200 outputs", step=0.01)
+        w.signal(signal.SIGHUP)
+        rc = w.wait(90)
+        log = open(w.log_path, "rb").read().decode()
+        assert rc == 0, f"SIGHUP under load: exit {rc}\n{log[-3000:]}"
+        assert "SIGHUP: draining" in log and "drained:" in log, log[-3000:]
+        p = pending_count(r, IN, GROUP)
+        n_out = r.xlen(OUT)
+        assert p == 0, f"{p} entries pending after SIGHUP"
+        assert n_unique_out(r) == n_out, "duplicates in a single clean run"
+        print(f"signals: SIGHUP drained with {n_out} of {len(inputs)} out, 0 pending")
+        assert n_out < len(inputs), "no backlog left: the test did not test a drain"
+    finally:
+        srv.stop()
+
+
 def sc_long_instruction():
     srv = RedisServer(redis_dir()).start()
     r = srv.client()
@@ -555,6 +612,7 @@ SCENARIOS = {
     "sigterm_under_load": sc_sigterm_under_load,
     "poison": sc_poison,
     "long_instruction": sc_long_instruction,
+    "signals": sc_signals,
 }
 
 
