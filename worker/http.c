@@ -5,7 +5,12 @@
  *   accept -> READ_HEAD --complete head--> WRITING --written--> LINGER -> closed
  *                 |            (handler runs here)         shutdown(SHUT_WR),
  *                 |                                        read and discard
- *                 +--EOF, error, timeout------------------------------+-> closed
+ *                 +--EOF, error, timeout, evicted---------------------+-> closed
+ *
+ * Probes must not starve: a connection has read_timeout_ms (2 s) in all to
+ * send its request head, and when max_connections (512) are open, a new
+ * connection evicts the oldest one still in READ_HEAD. Only connections
+ * being answered can make the server refuse one.
  *
  * Lingering: closing a socket that still has unread input makes the kernel
  * send RST, which can destroy a response the client has not read yet. So
@@ -94,6 +99,7 @@ struct http_server {
     http_route_entry *routes;
     size_t n_routes, cap_routes;
     http_conn *conns;   /* open, not closing */
+    unsigned n_open;    /* connections in conns: the cap (max_conns) counts these */
     unsigned n_serving; /* accepted (not refused) connections not yet freed */
     unsigned n_live;    /* all connection structs not yet freed */
     bool closing, listener_closed;
@@ -277,6 +283,7 @@ static void conn_close(http_conn *c)
             s->conns = c->next;
         if (c->next) c->next->prev = c->prev;
         c->prev = c->next = NULL;
+        s->n_open--;
         uv_close((uv_handle_t *)&c->timer, conn_handle_closed_cb);
     }
     uv_close((uv_handle_t *)&c->tcp, conn_handle_closed_cb);
@@ -581,11 +588,33 @@ static void conn_read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf
 
 /* ---- accepting ---- */
 
+/* The oldest open connection that has not sent a complete request head, or
+ * NULL. New connections go to the front of s->conns, so it is the last one
+ * in READ_HEAD. */
+static http_conn *oldest_idle(http_server *s)
+{
+    http_conn *found = NULL;
+    for (http_conn *c = s->conns; c; c = c->next)
+        if (c->state == CONN_READ_HEAD) found = c;
+    return found;
+}
+
 static void server_connection_cb(uv_stream_t *listener, int status)
 {
     http_server *s = listener->data;
     if (status < 0 || s->closing) return;
-    bool refuse = s->n_serving >= s->max_conns;
+    /* At the cap, a connection that has not sent its request yet gives way
+     * to the new one (the oldest such first): idle or slow connections can
+     * then never starve the probes, however many a client opens or how
+     * fast it reopens them. Only connections that are being answered
+     * (writing, lingering) make a new one be refused. */
+    if (s->n_open >= s->max_conns) {
+        http_conn *idle = oldest_idle(s);
+        if (idle) conn_close(idle);
+    }
+    /* The cap counts open connections (s->conns): one closed above is freed
+     * once its close callbacks run, on the next loop turn. */
+    bool refuse = s->n_open >= s->max_conns;
     http_conn *c = calloc(1, sizeof *c + (refuse ? 0 : s->max_head));
     if (!c) return; /* libuv stops accepting until a later uv_accept; rare */
     c->server = s;
@@ -601,6 +630,7 @@ static void server_connection_cb(uv_stream_t *listener, int status)
         return;
     }
     s->n_serving++;
+    s->n_open++;
     HTTP_ASSERT(uv_timer_init(s->loop, &c->timer) == 0);
     c->timer.data = c;
     c->handles = 2;
@@ -635,8 +665,8 @@ int http_open(uv_loop_t *loop, const http_config *cfg, http_server **out)
     http_server *s = calloc(1, sizeof *s);
     if (!s) return UV_ENOMEM;
     s->loop = loop;
-    s->max_conns = cfg->max_connections ? cfg->max_connections : 64;
-    s->timeout_ms = cfg->read_timeout_ms ? cfg->read_timeout_ms : 10000;
+    s->max_conns = cfg->max_connections ? cfg->max_connections : 512;
+    s->timeout_ms = cfg->read_timeout_ms ? cfg->read_timeout_ms : 2000;
     s->max_head = max_head;
 
     int rc, one = 1;

@@ -41,8 +41,11 @@ typedef struct http_response http_response;
 typedef struct http_config {
     const char *host;         /* numeric IPv4 or IPv6 address to bind; NULL = "0.0.0.0" */
     int port;                 /* 0 = an ephemeral port (see http_port)            */
-    unsigned max_connections; /* 0 = 64                                           */
-    unsigned read_timeout_ms; /* 0 = 10000                                        */
+    unsigned max_connections; /* open at once; 0 = 512. At the cap a new connection
+                                 evicts the oldest one that has not sent a
+                                 complete request head (so idle connections
+                                 cannot starve probes)                       */
+    unsigned read_timeout_ms; /* to receive the whole request head; 0 = 2000    */
     size_t max_head_bytes;    /* request line + headers; 0 = 8192; at least 256   */
     int backlog;              /* listen(2) backlog; 0 = 128                       */
 } http_config;
