@@ -43,6 +43,7 @@
 #include <uv.h>
 
 #include "pipeline.h"
+#include "publish_health.h"
 
 typedef struct kafka_broker kafka_broker;
 
@@ -72,6 +73,10 @@ typedef struct {
      * kafka_ready() is false from then on. */
     void (*on_fatal)(void *ctx, const char *message);
     void *ctx;
+    /* Optional: every delivery (ok) and permanent or timed-out produce
+     * failure is reported here, and whether records wait for the broker
+     * (every poll_interval_ms). Must outlive k. */
+    pub_health *health;
 } kafka_options;
 
 /* Defaults set before the caller's settings:
@@ -145,6 +150,12 @@ typedef struct {
     uint64_t offsets_stored;  /* rd_kafka_offsets_store calls that stored     */
 } kafka_counters;
 void kafka_stats(const kafka_broker *k, kafka_counters *c);
+
+/* Assigned partitions that cannot make progress: a record's output or dead
+ * letter was not delivered, so nothing at or after it is committed until the
+ * partition is assigned again. kafka_ready() is false while there is one,
+ * naming it. For /metrics (embedq_partitions_stuck). */
+int kafka_stuck_partitions(const kafka_broker *k);
 
 /* Frees k if kafka_close was not called (error paths): destroys the
  * handles without committing or waiting for deliveries. As kafka_close, k's
