@@ -97,8 +97,8 @@ typedef struct {
     int64_t stored;       /* last offset stored this epoch, -1 none            */
     int64_t first;        /* first offset consumed this epoch, -1 none: where
                              the consumer started (the committed offset)       */
-    int64_t fail_offset;  /* the first record not delivered (t.n_failed > 0)  */
-    char fail_why[200];   /* what was not delivered and why, for /readyz      */
+    char fail_why[200];   /* the first record not delivered and why (t.n_failed
+                             > 0), for /readyz and kafka_close                */
 } kpart;
 
 /* A record between pipe_submit and pipe_finish (pipe_msg.broker_data). */
@@ -300,7 +300,6 @@ static void record_failed(kafka_broker *k, pipe_msg *m, const char *why)
     k->c.delivery_failed++;
     if (k->health) ph_fail(k->health, mono_ms(), why);
     if (first) {
-        pt->fail_offset = m->offset;
         snprintf(pt->fail_why, sizeof pt->fail_why,
                  "the %s of offset %" PRId64 " was not delivered: %s",
                  m->dead ? "dead letter" : "output", m->offset, why);

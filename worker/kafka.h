@@ -20,7 +20,15 @@
  * value, key and headers, plus headers embedq.error (msg->reason),
  * embedq.source.topic, embedq.source.partition and embedq.source.offset
  * (decimal strings). An output the broker rejects as too large is sent to
- * the dead-letter topic instead (reason output_too_large).
+ * the dead-letter topic instead (reason output_too_large). A dead letter that
+ * would exceed the producer's effective message.max.bytes (read at
+ * kafka_new, which refuses a limit too small for the embedq.* headers) goes
+ * out with its value cut to fit, and one the broker still refuses as too
+ * large with value, key and input headers left out; both carry embedq.cut,
+ * embedq.cut.reason, embedq.original.size and embedq.original.sha256
+ * (msg.h). So every record can be dead-lettered. A partition with a record
+ * not delivered is "stuck" (above): kafka_ready() is false naming it, and
+ * kafka_stuck_partitions() counts it.
  *
  * No busy polling: librdkafka writes to a pipe watched by uv_poll when its
  * consumer queue or the producer's queue becomes non-empty; a timer
