@@ -1416,8 +1416,10 @@ int kafka_start(kafka_broker *k, pipeline *p, char *err, size_t errlen)
     /* Events queued before the pipes were watched wrote their byte already;
      * serve them now. */
     serve(k, true, true);
-    eq_log(EQ_LOG_INFO, "kafka: consuming %s in group as %s -> %s (dead letters: %s)", k->in_topic,
-           rd_kafka_name(k->cons), k->out_topic, k->dlq_topic);
+    eq_log(EQ_LOG_INFO,
+           "kafka: consuming %s in group as %s -> %s (dead letters: %s, cut to fit the producer's "
+           "message.max.bytes=%zu)",
+           k->in_topic, rd_kafka_name(k->cons), k->out_topic, k->dlq_topic, k->max_msg);
     return 0;
 }
 
