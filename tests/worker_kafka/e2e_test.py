@@ -31,6 +31,8 @@ Scenarios (--scenario NAME):
                       log end.
   big_dead_letter_low_limit  the same with producer.message.max.bytes=3000 and
                       a 5,000-byte poison record.
+  dead_letter_refused the broker refuses dead letters as too large: sent again
+                      with value, key and input headers left out.
   delivery_failure    permanent produce errors: the partition is stuck;
                       /readyz names it, embedq_partitions_stuck counts it, its
                       lag stays true, the close line gives the real committed
@@ -878,6 +880,56 @@ def scenario_big_dead_letter_low_limit(ctx, n):
     scenario_big_dead_letter(ctx, n, limit=3000)
 
 
+def scenario_dead_letter_refused(ctx, n):
+    """The broker refuses dead letters as too large (MESSAGE_TOO_LARGE on a
+    Produce request, as a broker or topic limit below the producer's would):
+    they are sent again with value, key and input headers left out, and
+    embedq.cut=value,key,headers, the reason, size and SHA-256; every input
+    accounted for, offsets at the log end, exit 0."""
+    inputs = Inputs(40, 1, 13)  # every record poison
+    feed(ctx.mock.bootstrap, inputs, 0, len(inputs.recs))
+    check(ctx.mock.cmd("error 0 1 10").startswith("ok"), "next Produce request: error 10")
+    a = ctx.worker("a")
+    by_pos = {pos: rid for rid, pos in inputs.where.items()}
+
+    def dead():
+        got = {}
+        for m in ctx.dlq.poll():
+            hd = dict(m.headers() or [])
+            pos = (int(hd["embedq.source.partition"]),
+                   int(hd["embedq.source.offset"]))
+            got[by_pos[pos]] = m
+        return got
+    wait_until(lambda: len(dead()) == len(inputs.recs), 60, "every dead letter")
+    n_left_out = 0
+    for rid, m in dead().items():
+        r = inputs.by_id[rid]
+        hd = dict(m.headers() or [])
+        if "embedq.cut" not in hd:
+            if m.value() != r["value"] or m.key() != r["key"]:
+                raise Failure("dead letter %s is not the original record" % rid)
+            continue
+        n_left_out += 1
+        if (hd["embedq.cut"] != b"value,key,headers" or m.value() or m.key() is not None or
+                any(not k.startswith("embedq.") for k, _ in m.headers()) or
+                hd.get("embedq.original.size") != str(len(r["value"])).encode() or
+                hd.get("embedq.original.sha256") != hashlib.sha256(r["value"]).hexdigest().encode()
+                or b"the broker refused the dead letter as too large" not in hd["embedq.cut.reason"]
+                or not hd.get("embedq.error", b"").startswith(b"malformed_json")):
+            raise Failure("dead letter %s: value %r, key %r, headers %r" %
+                          (rid, m.value()[:40] if m.value() else m.value(), m.key(),
+                           m.headers()))
+    check(n_left_out > 0, "%d of %d dead letters refused by the broker went out again with value, "
+          "key and input headers left out (embedq.cut=value,key,headers, original size and "
+          "SHA-256, the reason)" % (n_left_out, len(inputs.recs)))
+    check("was not delivered" not in a.log_text(), "no delivery failed")
+    a.sigterm()
+    rc = a.wait(60)
+    check(rc == 0, "exit 0 (got %s)" % rc)
+    committed, ends = group_offsets(ctx.mock.bootstrap, ctx.group)
+    check(committed == ends, "committed offsets %s = log end %s" % (committed, ends))
+
+
 def scenario_publish_stalled(ctx, n):
     """(worker) Every Produce request refused (NOT_ENOUGH_REPLICAS, retried by
     librdkafka) until `clear 0`: /readyz 503 after --publish-fail-timeout
@@ -1019,6 +1071,7 @@ SCENARIOS = {
     "fatal_producer": scenario_fatal_producer,
     "big_dead_letter": scenario_big_dead_letter,
     "big_dead_letter_low_limit": scenario_big_dead_letter_low_limit,
+    "dead_letter_refused": scenario_dead_letter_refused,
     "publish_stalled": scenario_publish_stalled,
 }
 
