@@ -14,8 +14,10 @@
  *             only after message.timeout.ms, so waiting without any success
  *             counts as failing too
  *
- * Times are the caller's monotonic milliseconds (never 0 in practice: the
- * module treats 0 as "not set"). Threads: one (the libuv loop thread).
+ * Times are CLOCK_MONOTONIC milliseconds, the same clock for every caller
+ * (kafka.c and cmd_worker.c read it through uv_hrtime(), which is
+ * CLOCK_MONOTONIC on Linux; redis.c with clock_gettime); never 0 in practice:
+ * the module treats 0 as "not set". Threads: one (the libuv loop thread).
  */
 #ifndef EQ_PUBLISH_HEALTH_H
 #define EQ_PUBLISH_HEALTH_H
