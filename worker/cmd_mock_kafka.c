@@ -13,6 +13,7 @@
  *                             error CODE (Produce 0, Fetch 1, OffsetCommit 8,
  *                             JoinGroup 11, Heartbeat 12, SyncGroup 14; codes
  *                             as in the Kafka protocol, e.g. 7 = timed out)
+ *   clear API_KEY             drops the errors still queued for API_KEY
  *   topic NAME PARTITIONS     creates a topic
  *   leader TOPIC PARTITION ID moves a partition's leader to broker ID
  *
@@ -72,6 +73,8 @@ static void control(rd_kafka_mock_cluster_t *mc, char *line)
             errs[i] = (rd_kafka_resp_err_t)c;
         rd_kafka_mock_push_request_errors_array(mc, (int16_t)a, (size_t)b, errs);
         free(errs);
+    } else if (!strcmp(cmd, "clear") && n == 2 && a >= 0 && a <= 32767) {
+        rd_kafka_mock_clear_request_errors(mc, (int16_t)a);
     } else if (!strcmp(cmd, "topic") && sscanf(line, "%31s %255s %ld", cmd, arg, &a) == 3 &&
                a >= 1 && a <= 10000) {
         err = rd_kafka_mock_topic_create(mc, arg, (int)a, 1);

@@ -55,7 +55,7 @@ typedef struct {
     int max_message_bytes, max_depth;
     /* operations */
     const char *metrics_addr;
-    int metrics_port, drain_timeout_s;
+    int metrics_port, drain_timeout_s, publish_fail_timeout_s;
 } worker_cfg;
 
 /* ---- state ---------------------------------------------------------------- */
@@ -70,6 +70,7 @@ typedef struct {
     redis_broker *redis;
     http_server *http;
     metrics_registry *reg;
+    pub_health health; /* publish outcomes, reported by the broker module */
     metrics_histogram *h_batch_tokens, *h_batch_seconds, *h_e2e_seconds;
     metrics_family *dead_by_reason;
     uv_work_t load_req;
@@ -94,11 +95,23 @@ static uint64_t wall_ms(void)
 
 /* ---- broker dispatch -------------------------------------------------------- */
 
+/* The broker's own readiness, then whether anything gets published
+ * (--publish-fail-timeout). */
 static bool broker_ready(worker *w, char *why, size_t len)
 {
-    if (w->kafka) return kafka_ready(w->kafka, why, len);
-    if (w->redis) return redis_ready(w->redis, why, len);
-    snprintf(why, len, "broker not started");
+    bool ok;
+    if (w->kafka)
+        ok = kafka_ready(w->kafka, why, len);
+    else if (w->redis)
+        ok = redis_ready(w->redis, why, len);
+    else {
+        snprintf(why, len, "broker not started");
+        return false;
+    }
+    if (!ok) return false;
+    char ph[384];
+    if (ph_healthy(&w->health, uv_hrtime() / 1000000u, ph, sizeof ph)) return true;
+    snprintf(why, len, "%s: %s", w->kafka ? "kafka" : "redis", ph);
     return false;
 }
 
@@ -188,6 +201,12 @@ static void collect_broker(worker *w, metrics_buf *out)
         counter_kind(out, evs, "queue_full", k.queue_full);
         counter_kind(out, evs, "dropped_at_drain", k.dropped);
         counter_kind(out, evs, "offsets_stored", k.offsets_stored);
+        metrics_write_family(out, "embedq_partitions_stuck",
+                             "assigned partitions that cannot make progress (a record's output or "
+                             "dead letter was not delivered; nothing after it is committed)",
+                             METRICS_GAUGE);
+        sample(out, "embedq_partitions_stuck", NULL, NULL,
+               (double)kafka_stuck_partitions(w->kafka));
     } else if (w->redis) {
         redis_counters r;
         redis_stats(w->redis, &r);
@@ -470,6 +489,7 @@ static int create_broker(worker *w, char *err, size_t errlen)
         ko.poll_interval_ms = 100;
         ko.on_fatal = on_broker_fatal;
         ko.ctx = w;
+        ko.health = &w->health;
         w->kafka = kafka_new(w->loop, &ko, err, errlen);
         if (!w->kafka) return -1;
     } else {
@@ -495,6 +515,7 @@ static int create_broker(worker *w, char *err, size_t errlen)
         ro.max_deliveries = w->c.max_deliveries;
         ro.out_maxlen = (long)w->c.out_maxlen;
         ro.create_group = true;
+        ro.health = &w->health;
         w->redis = redis_new(w->loop, &ro, err, errlen);
         if (!w->redis) return -1;
     }
@@ -640,6 +661,7 @@ int cmd_worker(int argc, char **argv)
     c->metrics_addr = "0.0.0.0";
     c->metrics_port = 9090;
     c->drain_timeout_s = 30;
+    c->publish_fail_timeout_s = 60;
     cli_flag flags[] = {
         {"source", CLI_STR, &c->source, 0, 0, "kafka | redis (required)"},
         {"model", CLI_STR, &c->model, 0, 0, "model directory (Hugging Face layout; required)"},
@@ -704,6 +726,9 @@ int cmd_worker(int argc, char **argv)
          "HTTP port for /healthz /readyz /metrics (0 = any free port, logged)"},
         {"drain-timeout", CLI_INT, &c->drain_timeout_s, 1, 3600,
          "seconds to finish in-flight work after SIGTERM"},
+        {"publish-fail-timeout", CLI_INT, &c->publish_fail_timeout_s, 0, 86400,
+         "seconds of every publish failing (or waiting, none accepted) before /readyz says so "
+         "(0 = never)"},
     };
     const cli_command cmd = {
         "worker",
@@ -756,6 +781,7 @@ int cmd_worker(int argc, char **argv)
     c->device = dev;
     if (!c->model_name) c->model_name = basename_of(c->model);
 
+    ph_init(&w->health, (uint64_t)c->publish_fail_timeout_s * 1000u);
     w->loop = uv_default_loop();
     signal(SIGPIPE, SIG_IGN);
     /* First thing after the flags: from here on a signal is logged and

@@ -60,6 +60,7 @@
 
 #include <cjson/cJSON.h>
 #include <librdkafka/rdkafka.h>
+#include <openssl/evp.h>
 
 #include "kafka_offsets.h"
 
@@ -68,6 +69,19 @@
 #define SWEEP_MS      1000 /* how often idle partitions store positions  */
 #define HARD_PAUSE_MS 1000 /* soft pause this long -> pause in librdkafka */
 #define SETTLE_MS     5000 /* no pause/resume this soon after an assignment */
+
+/* Dead letters that always fit. librdkafka refuses a record whose
+ * worst-case wire size (rd_kafka_msg_max_wire_size: a 36-byte v2 record
+ * overhead + key + value + serialized headers) exceeds the producer's
+ * message.max.bytes, and a broker compares whole batches (61-byte v2 batch
+ * header) with its own limit. A dead letter whose original value does not fit
+ * is sent with the value cut (level 1), or with value, key and input headers
+ * left out (level 2: the broker refused level 0 or 1 as too large), always
+ * with headers saying so. DLQ_FRAMING covers record + batch framing; a
+ * header costs at most 5 + name + 5 + value bytes (two varints). */
+#define DLQ_FRAMING    (36 + 61)
+#define HDR_COST(n, v) (10 + (size_t)(n) + (size_t)(v))
+#define CUT_REASON_LEN 200 /* embedq.cut.reason, at most                   */
 
 /* One assigned (or once assigned) partition of in_topic. */
 typedef struct {
@@ -81,6 +95,10 @@ typedef struct {
     uint64_t assigned_ms; /* loop time of the assignment                  */
     int64_t pending;      /* offset to store                                   */
     int64_t stored;       /* last offset stored this epoch, -1 none            */
+    int64_t first;        /* first offset consumed this epoch, -1 none: where
+                             the consumer started (the committed offset)       */
+    char fail_why[200];   /* the first record not delivered and why (t.n_failed
+                             > 0), for /readyz and kafka_close                */
 } kpart;
 
 /* A record between pipe_submit and pipe_finish (pipe_msg.broker_data). */
@@ -91,7 +109,8 @@ typedef struct krec {
     rd_kafka_headers_t *hdrs; /* the input's headers (owned) or NULL       */
     uint32_t epoch;
     bool null_value; /* the input's value was null (tombstone)            */
-    bool dlq_hdrs;   /* the embedq.* dead-letter headers were added       */
+    int dlq_level;   /* dead letter: 0 whole, 1 value cut, 2 value, key and
+                        input headers left out (see DLQ_FRAMING)          */
 } krec;
 
 struct kafka_broker {
@@ -121,6 +140,8 @@ struct kafka_broker {
     int n_retry;
     int poll_interval_ms;
     uint64_t last_sweep_ms;
+    size_t max_msg;     /* the producer's effective message.max.bytes     */
+    pub_health *health; /* publish outcomes (optional)                    */
     /* readiness */
     bool broker_up;
     char last_error[320]; /* the last client error (error_cb), for /readyz */
@@ -153,6 +174,7 @@ static kpart *part_get(kafka_broker *k, int32_t p)
             memset(&np[i], 0, sizeof np[i]);
             kof_init(&np[i].t);
             np[i].stored = -1;
+            np[i].first = -1;
         }
         k->parts = np;
         k->n_parts = n;
@@ -276,6 +298,12 @@ static void record_failed(kafka_broker *k, pipe_msg *m, const char *why)
     const bool ours = pt && pt->assigned && pt->epoch == r->epoch;
     const bool first = ours && pt->t.n_failed == 0;
     k->c.delivery_failed++;
+    if (k->health) ph_fail(k->health, mono_ms(), why);
+    if (first) {
+        snprintf(pt->fail_why, sizeof pt->fail_why,
+                 "the %s of offset %" PRId64 " was not delivered: %s",
+                 m->dead ? "dead letter" : "output", m->offset, why);
+    }
     if (ours) kof_fail(&pt->t, m->offset);
     if (first)
         eq_log(EQ_LOG_ERROR,
@@ -338,6 +366,7 @@ static void take_record(kafka_broker *k, rd_kafka_message_t *rkm, uint32_t epoch
     k->live.next = r;
     m->broker_data = r;
     EQ_ASSERT(kof_add(&pt->t, m->offset) == 0);
+    if (!pt->seen) pt->first = m->offset;
     pt->seen = true;
     k->broker_up = true;
     k->c.consumed++;
@@ -352,6 +381,115 @@ static void add_header(rd_kafka_headers_t *h, const char *name, const char *val)
     rd_kafka_header_add(h, name, -1, val, -1);
 }
 
+/* Serialized size of a header list, at most (HDR_COST each). */
+static size_t headers_cost(const rd_kafka_headers_t *h)
+{
+    size_t n = 0, vlen;
+    const char *name;
+    const void *val;
+    for (size_t i = 0; h && !rd_kafka_header_get_all(h, i, &name, &val, &vlen); i++)
+        n += HDR_COST(strlen(name), vlen);
+    return n;
+}
+
+/* The embedq.* headers of a dead letter, at most: reason, source topic,
+ * partition (11 digits), offset (20), and when cut embedq.cut,
+ * embedq.cut.reason, embedq.original.size (20), embedq.original.sha256 (64). */
+static size_t dlq_headers_cost(const char *in_topic, size_t reason_len, bool cut)
+{
+    size_t n = HDR_COST(strlen(MSG_DLQ_KAFKA_ERROR), reason_len) +
+               HDR_COST(strlen(MSG_DLQ_KAFKA_TOPIC), strlen(in_topic)) +
+               HDR_COST(strlen(MSG_DLQ_KAFKA_PARTITION), 11) +
+               HDR_COST(strlen(MSG_DLQ_KAFKA_OFFSET), 20);
+    if (cut)
+        n += HDR_COST(strlen(MSG_DLQ_KAFKA_CUT), strlen("value,key,headers")) +
+             HDR_COST(strlen(MSG_DLQ_KAFKA_CUT_REASON), CUT_REASON_LEN) +
+             HDR_COST(strlen(MSG_DLQ_KAFKA_ORIG_SIZE), 20) +
+             HDR_COST(strlen(MSG_DLQ_KAFKA_ORIG_SHA256), 64);
+    return n;
+}
+
+/* Lower-case hex SHA-256 of (p, n) into out[65]. OpenSSL's libcrypto (already
+ * loaded by librdkafka) rather than a hand-written one. */
+static void sha256_hex(const void *p, size_t n, char out[65])
+{
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int len = 0;
+    out[0] = 0;
+    if (!EVP_Digest(p, n, md, &len, EVP_sha256(), NULL) || len != 32) {
+        snprintf(out, 65, "unavailable");
+        return;
+    }
+    for (unsigned i = 0; i < 32; i++)
+        snprintf(out + 2 * i, 3, "%02x", md[i]);
+}
+
+/* The dead letter of m at r->dlq_level, into vu[*n...] (value, key) and *hp
+ * (headers, new). Level 0 that does not fit k->max_msg becomes level 1; level
+ * 1 whose key and input headers leave no room becomes level 2. */
+static void dead_letter(kafka_broker *k, pipe_msg *m, rd_kafka_vu_t *vu, size_t *n,
+                        rd_kafka_headers_t **hp)
+{
+    krec *r = m->broker_data;
+    const size_t reason_len = strlen(m->reason);
+    const size_t vlen = r->null_value ? 0 : m->len;
+    const size_t in_hdrs = headers_cost(r->hdrs);
+    const size_t base = DLQ_FRAMING + m->key_len + in_hdrs;
+    size_t keep = vlen;                     /* value bytes sent */
+    const bool refused = r->dlq_level == 2; /* set by reroute_to_dlq */
+    if (r->dlq_level == 0 &&
+        base + vlen + dlq_headers_cost(k->in_topic, reason_len, false) > k->max_msg)
+        r->dlq_level = 1;
+    if (r->dlq_level == 1) {
+        const size_t fixed = base + dlq_headers_cost(k->in_topic, reason_len, true);
+        if (fixed >= k->max_msg)
+            r->dlq_level = 2;
+        else
+            keep = k->max_msg - fixed < vlen ? k->max_msg - fixed : vlen;
+    }
+    if (r->dlq_level == 2) keep = 0;
+    const bool whole = r->dlq_level == 0;
+    rd_kafka_headers_t *h =
+        r->hdrs && r->dlq_level < 2 ? rd_kafka_headers_copy(r->hdrs) : rd_kafka_headers_new(8);
+    char num[32];
+    add_header(h, MSG_DLQ_KAFKA_ERROR, m->reason);
+    add_header(h, MSG_DLQ_KAFKA_TOPIC, k->in_topic);
+    snprintf(num, sizeof num, "%d", (int)m->partition);
+    add_header(h, MSG_DLQ_KAFKA_PARTITION, num);
+    snprintf(num, sizeof num, "%" PRId64, m->offset);
+    add_header(h, MSG_DLQ_KAFKA_OFFSET, num);
+    if (!whole) {
+        char why[CUT_REASON_LEN + 1], sha[65];
+        if (r->dlq_level == 1)
+            snprintf(why, sizeof why,
+                     "the value was cut to its first %zu of %zu bytes: the whole dead letter "
+                     "would exceed the producer's message.max.bytes=%zu",
+                     keep, vlen, k->max_msg);
+        else
+            snprintf(why, sizeof why,
+                     "value (%zu bytes), key (%zu bytes) and input headers left out: %s", vlen,
+                     m->key_len,
+                     refused ? "the broker refused the dead letter as too large"
+                             : "the key and input headers alone exceed the producer's "
+                               "message.max.bytes");
+        add_header(h, MSG_DLQ_KAFKA_CUT, r->dlq_level == 1 ? "value" : "value,key,headers");
+        add_header(h, MSG_DLQ_KAFKA_CUT_REASON, why);
+        snprintf(num, sizeof num, "%zu", vlen);
+        add_header(h, MSG_DLQ_KAFKA_ORIG_SIZE, num);
+        sha256_hex(r->null_value ? "" : (const char *)m->data, vlen, sha);
+        add_header(h, MSG_DLQ_KAFKA_ORIG_SHA256, sha);
+    }
+    vu[*n].vtype = RD_KAFKA_VTYPE_VALUE;
+    vu[*n].u.mem.ptr = r->null_value ? NULL : m->data;
+    vu[(*n)++].u.mem.size = keep;
+    if (m->key && r->dlq_level < 2) {
+        vu[*n].vtype = RD_KAFKA_VTYPE_KEY;
+        vu[*n].u.mem.ptr = m->key;
+        vu[(*n)++].u.mem.size = m->key_len;
+    }
+    *hp = h;
+}
+
 /* One produce attempt. Returns librdkafka's error code (0: enqueued). */
 static rd_kafka_resp_err_t produce(kafka_broker *k, pipe_msg *m)
 {
@@ -361,27 +499,10 @@ static rd_kafka_resp_err_t produce(kafka_broker *k, pipe_msg *m)
     rd_kafka_headers_t *h = NULL;
     vu[n].vtype = RD_KAFKA_VTYPE_RKT;
     vu[n++].u.rkt = m->dead ? k->rkt_dlq : k->rkt_out;
-    vu[n].vtype = RD_KAFKA_VTYPE_VALUE;
     if (m->dead) {
-        if (!r->dlq_hdrs) {
-            char num[32];
-            if (!r->hdrs) r->hdrs = rd_kafka_headers_new(4);
-            add_header(r->hdrs, MSG_DLQ_KAFKA_ERROR, m->reason);
-            add_header(r->hdrs, MSG_DLQ_KAFKA_TOPIC, k->in_topic);
-            snprintf(num, sizeof num, "%d", (int)m->partition);
-            add_header(r->hdrs, MSG_DLQ_KAFKA_PARTITION, num);
-            snprintf(num, sizeof num, "%" PRId64, m->offset);
-            add_header(r->hdrs, MSG_DLQ_KAFKA_OFFSET, num);
-            r->dlq_hdrs = true;
-        }
-        vu[n].u.mem.ptr = r->null_value ? NULL : m->data;
-        vu[n++].u.mem.size = r->null_value ? 0 : m->len;
-        if (m->key) {
-            vu[n].vtype = RD_KAFKA_VTYPE_KEY;
-            vu[n].u.mem.ptr = m->key;
-            vu[n++].u.mem.size = m->key_len;
-        }
+        dead_letter(k, m, vu, &n, &h);
     } else {
+        vu[n].vtype = RD_KAFKA_VTYPE_VALUE;
         vu[n].u.mem.ptr = m->out;
         vu[n++].u.mem.size = m->out_len;
         if (m->out_key) {
@@ -389,11 +510,11 @@ static rd_kafka_resp_err_t produce(kafka_broker *k, pipe_msg *m)
             vu[n].u.mem.ptr = m->out_key;
             vu[n++].u.mem.size = m->out_key_len;
         }
+        /* A copy: the input's headers stay here for a dead letter that may
+         * still replace this output (output_too_large). */
+        if (r->hdrs) h = rd_kafka_headers_copy(r->hdrs);
     }
-    /* A copy: the input's headers stay here for a dead letter that may still
-     * replace this output (output_too_large). */
-    if (r->hdrs) {
-        h = rd_kafka_headers_copy(r->hdrs);
+    if (h) {
         vu[n].vtype = RD_KAFKA_VTYPE_HEADERS;
         vu[n++].u.headers = h;
     }
@@ -414,10 +535,18 @@ static bool too_large(rd_kafka_resp_err_t e)
 }
 
 /* An output the broker will not take because of its size becomes a dead
- * letter (the input is sent instead). Returns true if m was converted. */
+ * letter (the input is sent instead); a dead letter refused for its size is
+ * sent again with value, key and input headers left out (level 2). Returns
+ * true if m is to be produced again. */
 static bool reroute_to_dlq(pipe_msg *m, rd_kafka_resp_err_t e)
 {
-    if (m->dead || !too_large(e)) return false;
+    if (!too_large(e)) return false;
+    if (m->dead) {
+        krec *r = m->broker_data;
+        if (r->dlq_level >= 2) return false;
+        r->dlq_level = 2;
+        return true;
+    }
     m->dead = true;
     m->reason_code = "output_too_large";
     snprintf(m->reason, sizeof m->reason,
@@ -493,6 +622,7 @@ static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *rkm, void *opaque)
     pipe_msg *m = rkm->_private;
     if (!rkm->err) {
         k->broker_up = true;
+        if (k->health) ph_ok(k->health, mono_ms());
         k->c.delivered++;
         if (m->dead) k->c.dead_lettered++;
         record_delivered(k, m);
@@ -514,6 +644,7 @@ static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *rkm, void *opaque)
         eq_log(EQ_LOG_WARN,
                "kafka: output of %s [%d] offset %" PRId64 " timed out; producing it again",
                k->in_topic, (int)m->partition, m->offset);
+        if (k->health) ph_fail(k->health, mono_ms(), rd_kafka_err2str(rkm->err));
         k_publish(k, m);
         return;
     }
@@ -641,6 +772,7 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
             pt->assigned = true;
             pt->seen = pt->dropped = false;
             pt->stored = -1;
+            pt->first = -1;
             pt->assigned_ms = now;
             /* A failed pause (no such partition object yet) is redone by
              * reconcile_pause once the assignment has settled. */
@@ -817,6 +949,8 @@ static void timer_cb(uv_timer_t *h)
     if (k->paused && !k->hard_paused && now - k->paused_at_ms >= HARD_PAUSE_MS) hard_pause(k);
     if (!k->closed) reconcile_pause(k);
     serve(k, true, true);
+    if (k->health && !k->closed)
+        ph_waiting(k->health, mono_ms(), k->n_retry > 0 || rd_kafka_outq_len(k->prod) > 0);
     if (now - k->last_sweep_ms >= SWEEP_MS && !k->closed) {
         k->last_sweep_ms = now;
         store_positions(k);
@@ -1070,6 +1204,7 @@ kafka_broker *kafka_new(uv_loop_t *loop, const kafka_options *o, char *err, size
     k->poll_interval_ms = o->poll_interval_ms > 0 ? o->poll_interval_ms : 100;
     k->on_fatal = o->on_fatal;
     k->ctx = o->ctx;
+    k->health = o->health;
     k->in_topic = strdup(o->in_topic);
     k->out_topic = strdup(o->out_topic);
     k->dlq_topic = strdup(o->dlq_topic);
@@ -1172,6 +1307,29 @@ kafka_broker *kafka_new(uv_loop_t *loop, const kafka_options *o, char *err, size
     rd_kafka_conf_set_error_cb(pc, error_cb);
     rd_kafka_conf_set_log_cb(pc, log_cb);
 
+    /* The producer's effective record limit: dead letters are cut to fit it
+     * (DLQ_FRAMING), so any input the worker accepts can be dead-lettered;
+     * a limit too small for even the embedq.* headers is refused. */
+    {
+        char v[32];
+        size_t vs = sizeof v;
+        if (rd_kafka_conf_get(pc, "message.max.bytes", v, &vs) != RD_KAFKA_CONF_OK) {
+            eq_err(err, errlen, "kafka: cannot read the producer's message.max.bytes");
+            goto fail;
+        }
+        k->max_msg = (size_t)strtoull(v, NULL, 10);
+        const size_t need =
+            DLQ_FRAMING + dlq_headers_cost(k->in_topic, sizeof(((pipe_msg *)0)->reason), true);
+        if (k->max_msg < need) {
+            eq_err(err, errlen,
+                   "kafka setting producer message.max.bytes=%zu is too small: a dead letter "
+                   "of input topic '%s' needs at least %zu bytes for its embedq.* headers and "
+                   "framing (with the value left out); raise it (--kafka-config "
+                   "producer.message.max.bytes=N)",
+                   k->max_msg, k->in_topic, need);
+            goto fail;
+        }
+    }
     k->cons = rd_kafka_new(RD_KAFKA_CONSUMER, cc, e, sizeof e);
     if (!k->cons) {
         eq_err(err, errlen, "kafka consumer: %s", e);
@@ -1258,12 +1416,22 @@ int kafka_start(kafka_broker *k, pipeline *p, char *err, size_t errlen)
     /* Events queued before the pipes were watched wrote their byte already;
      * serve them now. */
     serve(k, true, true);
-    eq_log(EQ_LOG_INFO, "kafka: consuming %s in group as %s -> %s (dead letters: %s)", k->in_topic,
-           rd_kafka_name(k->cons), k->out_topic, k->dlq_topic);
+    eq_log(EQ_LOG_INFO,
+           "kafka: consuming %s in group as %s -> %s (dead letters: %s, cut to fit the producer's "
+           "message.max.bytes=%zu)",
+           k->in_topic, rd_kafka_name(k->cons), k->out_topic, k->dlq_topic, k->max_msg);
     return 0;
 }
 
 /* ---- status ------------------------------------------------------------------------ */
+
+/* The offset committed for pt as far as this worker knows: the last one it
+ * stored, else where the consumer started this assignment (the group's
+ * committed offset, or the reset position when there was none), else -1. */
+static int64_t committed_of(const kpart *pt)
+{
+    return pt->stored >= 0 ? pt->stored : pt->first;
+}
 
 bool kafka_ready(kafka_broker *k, char *why, size_t whylen)
 {
@@ -1292,7 +1460,25 @@ bool kafka_ready(kafka_broker *k, char *why, size_t whylen)
                  k->cgrp_state);
         return false;
     }
+    for (int i = 0; i < k->n_parts; i++) {
+        const kpart *pt = &k->parts[i];
+        if (!pt->assigned || pt->t.n_failed == 0) continue;
+        snprintf(why, whylen,
+                 "kafka: partition %d of %s cannot make progress: %s; its committed offset stays "
+                 "at %" PRId64 " until the partition is assigned again (restart or rebalance), "
+                 "which reprocesses it",
+                 i, k->in_topic, pt->fail_why, committed_of(pt));
+        return false;
+    }
     return true;
+}
+
+int kafka_stuck_partitions(const kafka_broker *k)
+{
+    int n = 0;
+    for (int i = 0; k && !k->closed && i < k->n_parts; i++)
+        if (k->parts[i].assigned && k->parts[i].t.n_failed > 0) n++;
+    return n;
 }
 
 void kafka_lag(kafka_broker *k, void (*fn)(void *ctx, int32_t partition, int64_t lag), void *ctx)
@@ -1311,7 +1497,9 @@ void kafka_lag(kafka_broker *k, void (*fn)(void *ctx, int32_t partition, int64_t
         const kpart *pt = &k->parts[p];
         int64_t lo = -1, hi = -1;
         if (rd_kafka_get_watermark_offsets(k->cons, k->in_topic, p, &lo, &hi) || hi < 0) continue;
-        int64_t base = pt->stored;
+        /* A stuck partition commits nothing past its failed record: its lag
+         * counts from what stays committed. */
+        int64_t base = pt->t.n_failed > 0 ? committed_of(pt) : pt->stored;
         if (base < 0) base = kof_first(&pt->t);
         if (base < 0 && !l->elems[i].err) base = l->elems[i].offset;
         if (base < 0) continue;
@@ -1411,8 +1599,8 @@ int kafka_close(kafka_broker *k, int timeout_ms, char *err, size_t errlen)
     }
     for (int i = 0; i < k->n_parts; i++)
         if (k->parts[i].assigned && k->parts[i].t.n_failed > 0)
-            PROBLEM("partition %d: a delivery failed; committed only up to offset %" PRId64, i,
-                    k->parts[i].stored);
+            PROBLEM("partition %d: %s; committed only up to offset %" PRId64, i,
+                    k->parts[i].fail_why, committed_of(&k->parts[i]));
 
     /* 2. Partitions with everything finished: store their positions. */
     store_positions(k);
@@ -1549,6 +1737,12 @@ void kafka_stats(const kafka_broker *k, kafka_counters *c)
 {
     (void)k;
     memset(c, 0, sizeof *c);
+}
+
+int kafka_stuck_partitions(const kafka_broker *k)
+{
+    (void)k;
+    return 0;
 }
 
 void kafka_free(kafka_broker *k)

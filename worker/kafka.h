@@ -20,7 +20,15 @@
  * value, key and headers, plus headers embedq.error (msg->reason),
  * embedq.source.topic, embedq.source.partition and embedq.source.offset
  * (decimal strings). An output the broker rejects as too large is sent to
- * the dead-letter topic instead (reason output_too_large).
+ * the dead-letter topic instead (reason output_too_large). A dead letter that
+ * would exceed the producer's effective message.max.bytes (read at
+ * kafka_new, which refuses a limit too small for the embedq.* headers) goes
+ * out with its value cut to fit, and one the broker still refuses as too
+ * large with value, key and input headers left out; both carry embedq.cut,
+ * embedq.cut.reason, embedq.original.size and embedq.original.sha256
+ * (msg.h). So every record can be dead-lettered. A partition with a record
+ * not delivered is "stuck" (above): kafka_ready() is false naming it, and
+ * kafka_stuck_partitions() counts it.
  *
  * No busy polling: librdkafka writes to a pipe watched by uv_poll when its
  * consumer queue or the producer's queue becomes non-empty; a timer
@@ -43,6 +51,7 @@
 #include <uv.h>
 
 #include "pipeline.h"
+#include "publish_health.h"
 
 typedef struct kafka_broker kafka_broker;
 
@@ -72,6 +81,10 @@ typedef struct {
      * kafka_ready() is false from then on. */
     void (*on_fatal)(void *ctx, const char *message);
     void *ctx;
+    /* Optional: every delivery (ok) and permanent or timed-out produce
+     * failure is reported here, and whether records wait for the broker
+     * (every poll_interval_ms). Must outlive k. */
+    pub_health *health;
 } kafka_options;
 
 /* Defaults set before the caller's settings:
@@ -145,6 +158,12 @@ typedef struct {
     uint64_t offsets_stored;  /* rd_kafka_offsets_store calls that stored     */
 } kafka_counters;
 void kafka_stats(const kafka_broker *k, kafka_counters *c);
+
+/* Assigned partitions that cannot make progress: a record's output or dead
+ * letter was not delivered, so nothing at or after it is committed until the
+ * partition is assigned again. kafka_ready() is false while there is one,
+ * naming it. For /metrics (embedq_partitions_stuck). */
+int kafka_stuck_partitions(const kafka_broker *k);
 
 /* Frees k if kafka_close was not called (error paths): destroys the
  * handles without committing or waiting for deliveries. As kafka_close, k's

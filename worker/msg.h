@@ -141,6 +141,13 @@ size_t msg_error_format(const msg_error *e, char *out, size_t cap);
 #define MSG_DLQ_REDIS_ERROR     "error"                   /* msg_error_format             */
 #define MSG_DLQ_REDIS_SOURCE_ID "source_id"               /* input entry id "ms-seq"      */
 
+/* Only on a dead letter whose original value did not fit the producer's
+ * message.max.bytes (or that the broker refused as too large): */
+#define MSG_DLQ_KAFKA_CUT         "embedq.cut"             /* "value" | "value,key,headers" */
+#define MSG_DLQ_KAFKA_CUT_REASON  "embedq.cut.reason"      /* why, with the limit           */
+#define MSG_DLQ_KAFKA_ORIG_SIZE   "embedq.original.size"   /* value bytes, "1009994"        */
+#define MSG_DLQ_KAFKA_ORIG_SHA256 "embedq.original.sha256" /* of the value, lower-case hex  */
+
 /* ---- the decoded input ------------------------------------------------------ */
 
 typedef enum {

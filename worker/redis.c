@@ -129,6 +129,7 @@ struct redis_broker {
     int read_count, block_ms, claim_idle_ms, claim_interval_ms, max_deliveries, io_timeout_ms;
     long out_maxlen;
     bool create_group;
+    pub_health *health; /* publish outcomes (optional) */
     char count_s[24], block_s[24], idle_s[24], maxlen_s[24], db_s[16];
     char where[300]; /* "host:port" or "unix:/path", for messages */
 
@@ -550,6 +551,7 @@ static void exec_cb(redisAsyncContext *ac, void *reply, void *priv)
     if (x->type == REDIS_REPLY_ERROR) {
         const char *e = x->str;
         if (!strncmp(e, "EXECABORT", 9) && s->err[0]) e = s->err;
+        if (r->health) ph_fail(r->health, mono_ms(), e);
         if (transient_error(e)) {
             if (!uv_is_active((uv_handle_t *)&r->retry_timer)) /* once per backoff round */
                 eq_log(EQ_LOG_WARN, "redis: publishing entry %s: %s; retrying", s->id, e);
@@ -569,6 +571,7 @@ static void exec_cb(redisAsyncContext *ac, void *reply, void *priv)
     if (x->type == REDIS_REPLY_ARRAY && x->elements == 2) {
         const redisReply *add = x->element[0], *ack = x->element[1];
         if (is_str(add) && ack->type == REDIS_REPLY_INTEGER) {
+            if (r->health) ph_ok(r->health, mono_ms());
             r->st.acked++;
             r->retry_backoff_ms = RD_BACKOFF_MIN_MS;
             rd_msg_finish(r, s, true);
@@ -1718,6 +1721,7 @@ redis_broker *redis_new(uv_loop_t *loop, const redis_options *o, char *err, size
     char host[64] = "worker", defc[96];
     gethostname(host, sizeof host - 1);
     snprintf(defc, sizeof defc, "%s-%d", host, (int)getpid());
+    r->health = o->health;
     r->in = dup_s(o->in_stream);
     r->group = dup_s(o->group);
     r->consumer = dup_s(o->consumer && o->consumer[0] ? o->consumer : defc);

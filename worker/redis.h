@@ -29,6 +29,7 @@
 #include <uv.h>
 
 #include "pipeline.h"
+#include "publish_health.h"
 
 typedef struct redis_broker redis_broker;
 
@@ -63,6 +64,9 @@ typedef struct {
                                    or still connecting, is dropped and
                                    reconnected (hiredis 0.14 async has no
                                    timeouts of its own), 15000               */
+    pub_health *health;         /* optional: every EXEC outcome of a publish
+                                   is reported here (publish_health.h); must
+                                   outlive the broker                        */
 } redis_options;
 
 /* Counters since redis_new (loop thread). */

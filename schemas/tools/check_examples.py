@@ -7,7 +7,8 @@
 - examples/input-*.json and msgpack/input-*.msgpack (decoded) match
   input.schema.json; output-qdrant-*.json match output-qdrant.schema.json,
   other output-*.json and output-*.msgpack match output.schema.json;
-  dead-letter-kafka-headers.json / dead-letter-redis-fields.json match their
+  dead-letter-kafka-headers.json, dead-letter-kafka-cut-headers.json and
+  dead-letter-redis-fields.json match their
   part of dead-letter.schema.json;
 - examples/invalid/*: those the schema can express must FAIL input.schema.json
   (the rest are listed in NOT_EXPRESSIBLE with the reason);
@@ -128,9 +129,12 @@ def main(argv):
         n += 1
     expect_valid(v_dl["kafka_headers"], load_json(os.path.join(ex, "dead-letter-kafka-headers.json")),
                  "dead-letter-kafka-headers.json")
+    expect_valid(v_dl["kafka_headers"],
+                 load_json(os.path.join(ex, "dead-letter-kafka-cut-headers.json")),
+                 "dead-letter-kafka-cut-headers.json")
     expect_valid(v_dl["redis_fields"], load_json(os.path.join(ex, "dead-letter-redis-fields.json")),
                  "dead-letter-redis-fields.json")
-    n += 2
+    n += 3
 
     inv = os.path.join(ex, "invalid")
     for f in sorted(os.listdir(inv)):

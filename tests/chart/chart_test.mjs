@@ -69,6 +69,7 @@ function checkRelease(what, objs, v) {
     EMBEDQ_TOKENIZE_THREADS: w.tokenizeThreads, EMBEDQ_OUTPUT_FORMAT: w.outputFormat,
     EMBEDQ_QDRANT_COLLECTION: w.qdrantCollection, EMBEDQ_MAX_MESSAGE_BYTES: w.maxMessageBytes,
     EMBEDQ_MAX_DEPTH: w.maxDepth, EMBEDQ_DRAIN_TIMEOUT: w.drainTimeout,
+    EMBEDQ_PUBLISH_FAIL_TIMEOUT: w.publishFailTimeout,
     EMBEDQ_METRICS_PORT: w.metricsPort, EMBEDQ_LOG_LEVEL: w.logLevel, OMP_WAIT_POLICY: "PASSIVE",
   };
   if (v.source === "kafka")
@@ -460,7 +461,7 @@ const cases = {
            `${name}: ConfigMap carries dashboards/embedq.json`);
         const rule = byKind(objs, "PrometheusRule")[0];
         const alerts = rule.spec.groups.flatMap((g) => g.rules.map((r) => r.alert));
-        eq(alerts, ["EmbedqLagGrowing", "EmbedqDeadLetterRateHigh", "EmbedqPodNotReady", "EmbedqEngineErrors", "EmbedqBrokerErrors"], `${name}: alerts`);
+        eq(alerts, ["EmbedqLagGrowing", "EmbedqDeadLetterRateHigh", "EmbedqPodNotReady", "EmbedqEngineErrors", "EmbedqBrokerErrors", "EmbedqPartitionStuck"], `${name}: alerts`);
         for (const r of rule.spec.groups[0].rules) ok(r.expr.includes('namespace="ml"'), `${name}: ${r.alert} scoped to the release namespace`);
       }
       if (name === "monitoring-podmonitor")

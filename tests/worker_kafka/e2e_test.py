@@ -23,6 +23,25 @@ Scenarios (--scenario NAME):
   poison              poison records go to the dead-letter topic with the
                       original value, key and headers plus embedq.error and
                       embedq.source.{topic,partition,offset}.
+  big_dead_letter     10 records + poison ones larger than the producer's
+                      default message.max.bytes (1,009,994 bytes; worker mode
+                      also a 2,000,000-byte input, too_large): dead letters
+                      with the value cut and embedq.cut/.cut.reason/
+                      .original.size/.original.sha256; exit 0, offsets at the
+                      log end.
+  big_dead_letter_low_limit  the same with producer.message.max.bytes=3000 and
+                      a 5,000-byte poison record.
+  dead_letter_refused the broker refuses dead letters as too large: sent again
+                      with value, key and input headers left out.
+  delivery_failure    permanent produce errors: the partition is stuck;
+                      /readyz names it, embedq_partitions_stuck counts it, its
+                      lag stays true, the close line gives the real committed
+                      offset, also for a worker that fails again right after a
+                      restart (nothing stored by it).
+  publish_stalled     (worker) every Produce request refused (retried inside
+                      librdkafka) until the errors are cleared: /readyz 503
+                      after --publish-fail-timeout, saying why; 200 again
+                      after, nothing lost.
 
 Every scenario ends with SIGTERM to every worker and checks: exit status 0;
 no input without an output (missing ids: 0; duplicates are allowed and
@@ -35,6 +54,7 @@ usage: e2e_test.py --embedq BIN --driver BIN --mode worker|echo
                    --scenario NAME --work DIR [--n N]
 """
 import argparse
+import hashlib
 import json
 import math
 import os
@@ -101,12 +121,24 @@ def wait_until(pred, timeout, what, step=0.2):
 
 
 class Inputs:
-    """The records a scenario produces, and where they landed."""
+    """The records a scenario produces, and where they landed.
+    big: {index: (value size, expected reason)}: those records are poison of
+    that many bytes."""
 
-    def __init__(self, n, poison_every, seed):
+    def __init__(self, n, poison_every, seed, big=None):
         rnd = random.Random(seed)
         self.recs = []  # dicts: id, key, value, headers, poison, text
         for i in range(n):
+            if big and i in big:
+                rid = "p%05d" % i
+                size, reason = big[i]
+                head = b"poison-%d {not json " % i
+                self.recs.append({"id": rid, "key": rid.encode(),
+                                  "value": head + bytes(rnd.choice(b"abcdefgh")
+                                                        for _ in range(size - len(head))),
+                                  "headers": [("trace", b"t-%d" % i)], "poison": True,
+                                  "reason": reason})
+                continue
             if poison_every and i % poison_every == poison_every - 1:
                 rid = "p%05d" % i
                 self.recs.append({"id": rid, "key": rid.encode(),
@@ -142,8 +174,9 @@ class Feeder(threading.Thread):
         self.done = threading.Event()
 
     def run(self):
+        # message.max.bytes: room for the big records of big_dead_letter.
         p = Producer({"bootstrap.servers": self.b, "enable.idempotence": True,
-                      "linger.ms": 5, **QUIET})
+                      "linger.ms": 5, "message.max.bytes": 4000000, **QUIET})
         inp = self.inp
 
         def dr(err, msg, rid):
@@ -248,7 +281,7 @@ def group_offsets(bootstrap, group):
 
 class Worker:
     def __init__(self, ctx, name, echo_delay_ms=5, extra_config=(), max_in_flight=None,
-                 env=None, extra_args=()):
+                 env=None, extra_args=(), in_topic=IN):
         self.ctx, self.name = ctx, name
         a = ctx.args
         cfg = []
@@ -262,12 +295,12 @@ class Worker:
                 cfg += ["--kafka-config", kv]
         if a.mode == "echo":
             cmd = [a.driver, "--brokers", ctx.mock.bootstrap, "--group", ctx.group,
-                   "--in-topic", IN, "--out-topic", OUT, "--dlq-topic", DLQ,
+                   "--in-topic", in_topic, "--out-topic", OUT, "--dlq-topic", DLQ,
                    "--max-in-flight", str(max_in_flight or 256), "--delay-ms", str(echo_delay_ms),
                    *cfg]
         else:
             cmd = [a.embedq, "worker", "--source", "kafka", "--brokers", ctx.mock.bootstrap,
-                   "--group", ctx.group, "--in-topic", IN, "--out-topic", OUT,
+                   "--group", ctx.group, "--in-topic", in_topic, "--out-topic", OUT,
                    "--dlq-topic", DLQ, "--model", ctx.model, "--device", "cpu",
                    "--threads", "1", "--tokenize-threads", "1", "--output-format", "json",
                    "--max-in-flight", str(max_in_flight or 512), "--batch-tokens", "4096",
@@ -314,6 +347,12 @@ class Worker:
         with open(self.out_path) as f:
             lines = [l for l in f if l.startswith("{")]
         return json.loads(lines[-1]) if lines else {}
+
+    def metric(self, name):
+        """worker: the value of an unlabelled metric, or None."""
+        code, text = self.get("/metrics")
+        m = re.search(r"^%s (\S+)$" % re.escape(name), text or "", re.M)
+        return float(m.group(1)) if code == 200 and m else None
 
     def lag(self):
         """worker: embedq_partition_lag per partition from /metrics."""
@@ -418,8 +457,9 @@ class Ctx:
               (when, committed, ends, "" if not lost else " (lost: %s)" % lost[:10]))
         return committed, ends
 
-    def finish(self, inputs, expect_no_duplicates=False, rerouted_ok=False):
-        """SIGTERM every live worker; final checks."""
+    def finish(self, inputs, expect_no_duplicates=False, rerouted_ok=False, limit=None):
+        """SIGTERM every live worker; final checks. limit: the producer's
+        message.max.bytes when dead letters may be cut to fit it."""
         for w in self.workers:
             if w.alive():
                 w.sigterm()
@@ -429,11 +469,11 @@ class Ctx:
                 check(rc == 0, "%s exited 0 after SIGTERM (got %s)" % (w.name, rc))
                 if self.args.mode == "echo":
                     log(w.name, "stats", w.stats())
-        self.check_outputs(inputs, expect_no_duplicates, rerouted_ok)
+        self.check_outputs(inputs, expect_no_duplicates, rerouted_ok, limit)
         committed, ends = group_offsets(self.mock.bootstrap, self.group)
         check(committed == ends, "committed offsets %s = log end %s" % (committed, ends))
 
-    def check_outputs(self, inputs, expect_no_duplicates, rerouted_ok=False):
+    def check_outputs(self, inputs, expect_no_duplicates, rerouted_ok=False, limit=None):
         """rerouted_ok: a valid input may be dead-lettered as output_too_large."""
         outs = self.outputs.sync()
         dls = self.dlq.sync()
@@ -478,6 +518,7 @@ class Ctx:
         check(not missing_dl, "every poison record dead-lettered (%d; missing %s)" %
               (len(poison), sorted(missing_dl)[:10]))
         check(not (set(dseen) - poison - rerouted), "only poison records dead-lettered")
+        n_cut = 0
         for rid, m in dseen.items():
             r = inputs.by_id[rid]
             p, o = inputs.where[rid]
@@ -487,10 +528,34 @@ class Ctx:
                 hd.setdefault(k, v)
             want_orig = r["headers"] or []
             orig = [(k, v) for k, v in h if not k.startswith("embedq.")]
-            if m.value() != r["value"] or m.key() != r["key"] or orig != want_orig:
+            value = m.value() or b""
+            if limit is not None and len(r["value"]) > limit:
+                # Cut to fit: a prefix of the original, with headers that say
+                # so; the whole record within the producer's limit.
+                n_cut += 1
+                size = len(value) + len(m.key() or b"") + sum(
+                    len(k) + len(v or b"") for k, v in h)
+                if (hd.get("embedq.cut") != b"value" or
+                        not r["value"].startswith(value) or not value or
+                        hd.get("embedq.original.size") != str(len(r["value"])).encode() or
+                        hd.get("embedq.original.sha256") !=
+                        hashlib.sha256(r["value"]).hexdigest().encode() or
+                        b"message.max.bytes=%d" % limit not in hd.get("embedq.cut.reason", b"")
+                        or size > limit or m.key() != r["key"] or orig != want_orig):
+                    raise Failure("cut dead letter %s: %d value bytes (original %d), key %r, "
+                                  "record %d bytes (limit %d), headers %r" %
+                                  (rid, len(value), len(r["value"]), m.key(), size, limit,
+                                   [(k, (v or b"")[:80]) for k, v in h]))
+                log("dead letter %s: value cut to %d of %d bytes, record %d bytes <= %d; "
+                    "embedq.cut.reason %r" % (rid, len(value), len(r["value"]), size, limit,
+                                              hd.get("embedq.cut.reason")))
+            elif m.value() != r["value"] or m.key() != r["key"] or orig != want_orig:
                 raise Failure("dead letter %s is not the original record: %r %r %r" %
                               (rid, m.value()[:40], m.key(), h))
-            want = b"output_too_large" if rid in rerouted else b"malformed_json"
+            elif "embedq.cut" in hd:
+                raise Failure("dead letter %s: embedq.cut on a whole record" % rid)
+            want = (b"output_too_large" if rid in rerouted else
+                    r.get("reason", b"malformed_json"))
             if not hd.get("embedq.error", b"").startswith(want):
                 raise Failure("dead letter %s: embedq.error = %r" % (rid, hd.get("embedq.error")))
             if (hd.get("embedq.source.topic") != IN.encode() or
@@ -501,6 +566,12 @@ class Ctx:
         check(True, "dead letters: original value, key and headers + embedq.error "
               "(%s) + embedq.source.topic/partition/offset" %
               ("malformed_json, output_too_large" if rerouted else "malformed_json"))
+        if limit is not None:
+            check(n_cut == sum(1 for r in inputs.recs if r["poison"] and
+                               len(r["value"]) > limit),
+                  "%d dead letters cut to fit message.max.bytes=%d, with embedq.cut, "
+                  "embedq.cut.reason, embedq.original.size and embedq.original.sha256" %
+                  (n_cut, limit))
 
     def check_vectors(self, inputs, seen):
         """Each output vector = `embedq embed` of the same input (same CPU engine)."""
@@ -727,13 +798,170 @@ def scenario_delivery_failure(ctx, n):
         return time.time() - last[1] > 2.0
     wait_until(settled, 60, "the outputs to settle")
     check(last[0] < n, "%d of %d outputs delivered" % (last[0], n))
-    committed, ends = ctx.check_at_least_once(inputs, "with stuck partitions")
-    check(committed != ends, "stuck partitions did not commit past the failed records")
+    check_stuck(ctx, inputs, a, "a")
+    # Stuck again at once after the restart: the new worker stores nothing
+    # on those partitions; their lag and the close line must still give the
+    # committed offset (they read 0 and -1).
+    check(ctx.mock.cmd("error 0 2 44").startswith("ok"), "next 2 Produce requests: error 44")
+    b = ctx.worker("b")
+    wait_until(lambda: "was not delivered" in b.log_text(), 60, "a delivery failure of b")
+    wait_until(settled, 60, "the outputs to settle")
+    check_stuck(ctx, inputs, b, "b")
+    ctx.worker("c")
+    ctx.wait_all(inputs)
+    ctx.finish(inputs)
+
+
+def check_stuck(ctx, inputs, w, name):
+    """w has stuck partitions: /readyz names one, embedq_partitions_stuck
+    counts them, their lag is log end - committed; SIGTERM: exit 3 and the
+    close line gives each stuck partition's committed offset."""
+    committed, ends = ctx.check_at_least_once(inputs, "%s with stuck partitions" % name)
+    stuck = [p for p in range(PARTITIONS) if committed[p] < ends[p]]
+    check(stuck, "%s: stuck partitions %s did not commit past the failed records" %
+          (name, stuck))
+    if ctx.args.mode == "worker":
+        st, body = w.get("/readyz")
+        check(st == 503 and re.search(r"partition (\d+) of in cannot make progress: the output "
+                                      r"of offset \d+ was not delivered", body),
+              "%s: /readyz %s: %s" % (name, st, body.strip()))
+        p = int(re.search(r"partition (\d+)", body).group(1))
+        m = re.search(r"committed offset stays at (-?\d+)", body)
+        check(p in stuck and m and int(m.group(1)) == committed[p],
+              "%s: /readyz gives partition %d's committed offset %s (broker: %d)" %
+              (name, p, m.group(1) if m else None, committed[p]))
+        n_stuck = w.metric("embedq_partitions_stuck")
+        check(n_stuck == len(stuck), "%s: embedq_partitions_stuck %s = %d" %
+              (name, n_stuck, len(stuck)))
+        check(w.metric("embedq_ready") == 0, "%s: embedq_ready 0" % name)
+        # (A partition with nothing fetched yet has no high watermark: no
+        # sample.)
+        lag = w.lag()
+        want = {p: float(ends[p] - committed[p]) for p in range(PARTITIONS)}
+        check(all(p in lag for p in stuck) and all(lag[p] == want[p] for p in lag),
+              "%s: embedq_partition_lag %s = log end - committed %s" % (name, lag, want))
+    w.sigterm()
+    rc = w.wait(60)
+    check(rc == 3, "%s: SIGTERM with undelivered records: exit 3 (got %s)" % (name, rc))
+    said = {int(p): int(o) for p, o in re.findall(
+        r"partition (\d+): the output of offset \d+ was not delivered: [^;]*; committed only "
+        r"up to offset (-?\d+)", w.log_text())}
+    check(said and all(committed[p] == o for p, o in said.items()),
+          "%s: the close line's committed offsets %s = the broker's %s" %
+          (name, said, {p: committed[p] for p in said}))
+    ctx.check_at_least_once(inputs, "after %s's exit 3" % name)
+
+
+def scenario_big_dead_letter(ctx, n, limit=None):
+    """Dead letters larger than the producer's message.max.bytes (1,000,000
+    by default) go out cut to fit, with headers saying so; every input is
+    accounted for, offsets reach the log end, exit 0."""
+    if limit is None:  # the defaults: 1 MB+ records
+        big = {5: (1009994, b"malformed_json"),
+               8: (2000000, b"too_large" if ctx.args.mode == "worker" else b"malformed_json")}
+        extra, eff = [], 1000000
+    else:
+        big = {5: (5000, b"malformed_json")}
+        extra, eff = ["producer.message.max.bytes=%d" % limit], limit
+    inputs = Inputs(10 + len(big), 0, 11, big=big)
+    feed(ctx.mock.bootstrap, inputs, 0, len(inputs.recs))
+    a = ctx.worker("a", extra_config=extra)
+    ctx.wait_all(inputs)
+    if ctx.args.mode == "worker":
+        wait_until(lambda: a.metric("embedq_in_flight_messages") == 0, 10, "nothing in flight")
+        st, body = a.get("/readyz")
+        check(st == 200, "/readyz %s: %s" % (st, body.strip()))
+        check(a.metric("embedq_partitions_stuck") == 0, "embedq_partitions_stuck 0")
+    check("was not delivered" not in a.log_text(), "no delivery failed")
+    ctx.finish(inputs, limit=eff)
+
+
+def scenario_big_dead_letter_low_limit(ctx, n):
+    scenario_big_dead_letter(ctx, n, limit=3000)
+
+
+def scenario_dead_letter_refused(ctx, n):
+    """The broker refuses dead letters as too large (MESSAGE_TOO_LARGE on a
+    Produce request, as a broker or topic limit below the producer's would):
+    they are sent again with value, key and input headers left out, and
+    embedq.cut=value,key,headers, the reason, size and SHA-256; every input
+    accounted for, offsets at the log end, exit 0."""
+    inputs = Inputs(40, 1, 13)  # every record poison
+    feed(ctx.mock.bootstrap, inputs, 0, len(inputs.recs))
+    check(ctx.mock.cmd("error 0 1 10").startswith("ok"), "next Produce request: error 10")
+    a = ctx.worker("a")
+    by_pos = {pos: rid for rid, pos in inputs.where.items()}
+
+    def dead():
+        got = {}
+        for m in ctx.dlq.poll():
+            hd = dict(m.headers() or [])
+            pos = (int(hd["embedq.source.partition"]),
+                   int(hd["embedq.source.offset"]))
+            got[by_pos[pos]] = m
+        return got
+    wait_until(lambda: len(dead()) == len(inputs.recs), 60, "every dead letter")
+    n_left_out = 0
+    for rid, m in dead().items():
+        r = inputs.by_id[rid]
+        hd = dict(m.headers() or [])
+        if "embedq.cut" not in hd:
+            if m.value() != r["value"] or m.key() != r["key"]:
+                raise Failure("dead letter %s is not the original record" % rid)
+            continue
+        n_left_out += 1
+        if (hd["embedq.cut"] != b"value,key,headers" or m.value() or m.key() is not None or
+                any(not k.startswith("embedq.") for k, _ in m.headers()) or
+                hd.get("embedq.original.size") != str(len(r["value"])).encode() or
+                hd.get("embedq.original.sha256") != hashlib.sha256(r["value"]).hexdigest().encode()
+                or b"the broker refused the dead letter as too large" not in hd["embedq.cut.reason"]
+                or not hd.get("embedq.error", b"").startswith(b"malformed_json")):
+            raise Failure("dead letter %s: value %r, key %r, headers %r" %
+                          (rid, m.value()[:40] if m.value() else m.value(), m.key(),
+                           m.headers()))
+    check(n_left_out > 0, "%d of %d dead letters refused by the broker went out again with value, "
+          "key and input headers left out (embedq.cut=value,key,headers, original size and "
+          "SHA-256, the reason)" % (n_left_out, len(inputs.recs)))
+    check("was not delivered" not in a.log_text(), "no delivery failed")
     a.sigterm()
     rc = a.wait(60)
-    check(rc == 3, "SIGTERM with undelivered records: exit 3 (got %s)" % rc)
-    ctx.check_at_least_once(inputs, "after exit 3")
-    ctx.worker("b")
+    check(rc == 0, "exit 0 (got %s)" % rc)
+    committed, ends = group_offsets(ctx.mock.bootstrap, ctx.group)
+    check(committed == ends, "committed offsets %s = log end %s" % (committed, ends))
+
+
+def scenario_publish_stalled(ctx, n):
+    """(worker) Every Produce request refused (NOT_ENOUGH_REPLICAS, retried by
+    librdkafka) until `clear 0`: /readyz 503 after --publish-fail-timeout
+    (EMBEDQ_PUBLISH_FAIL_TIMEOUT=2) saying why, 200 again once outputs are
+    accepted; nothing lost."""
+    if ctx.args.mode != "worker":
+        print("SKIP: readiness from publish outcomes is the worker's (cmd_worker.c)")
+        sys.exit(77)
+    inputs = Inputs(300, 0, 12)
+    feed(ctx.mock.bootstrap, inputs, 0, len(inputs.recs))
+    check(ctx.mock.cmd("error 0 100000 19").startswith("ok"),
+          "every Produce request (next 100,000): error 19")
+    a = ctx.worker("a", env={"EMBEDQ_PUBLISH_FAIL_TIMEOUT": "2"})
+    seen = []
+
+    def not_ready():
+        st, body = a.get("/readyz")
+        if st == 503 and "nothing published for" in body:
+            seen.append((body.strip(), a.metric("embedq_ready")))
+            return True
+        return False
+    wait_until(not_ready, 60, "/readyz 503: nothing published", step=0.1)
+    body, ready = seen[-1]
+    check(re.match(r"kafka: nothing published for [2-9] s while outputs wait for the broker",
+                   body), "/readyz says why: %s" % body)
+    check(ready == 0, "embedq_ready %s while nothing is published" % ready)
+    wait_until(lambda: re.search(r"info: not ready: kafka: nothing published for",
+                                 a.log_text()), 5, "the readiness change to be logged")
+    check(a.get("/readyz")[0] == 503, "/readyz still 503 while every Produce fails")
+    check(ctx.progress() == 0, "no output arrived meanwhile")
+    check(ctx.mock.cmd("clear 0") == "ok clear 0", "Produce errors cleared")
+    wait_until(lambda: a.get("/readyz")[0] == 200, 60, "/readyz 200 once outputs are accepted")
     ctx.wait_all(inputs)
     ctx.finish(inputs)
 
@@ -781,6 +1009,16 @@ def scenario_bad_config(ctx, n):
               "--kafka-config %s: exit %d, message names %s%s: %s" %
               (kv, rc, name, " and hides %s" % hidden if hidden else "",
                [l for l in text.splitlines() if name in l][:1]))
+    # A producer limit too small for even a dead letter's embedq.* headers
+    # (here with a 120-character input topic) is refused, naming the setting.
+    w = ctx.worker("bad-limit", extra_config=["producer.message.max.bytes=1000"],
+                   in_topic="t" * 120)
+    rc = w.wait(60)
+    check(rc != 0 and re.search(r"kafka setting producer message.max.bytes=1000 is too small: "
+                                r"a dead letter of input topic 't+' needs at least \d+ bytes",
+                                w.log_text()),
+          "producer.message.max.bytes=1000 refused: exit %d: %s" %
+          (rc, w.log_text().strip()[-300:]))
     if ctx.args.mode != "worker":
         return
     # EMBEDQ_KAFKA_CONFIG: ';'-separated, "\;" is a ';' inside an item.
@@ -831,6 +1069,10 @@ SCENARIOS = {
     "output_too_large": scenario_output_too_large,
     "delivery_failure": scenario_delivery_failure,
     "fatal_producer": scenario_fatal_producer,
+    "big_dead_letter": scenario_big_dead_letter,
+    "big_dead_letter_low_limit": scenario_big_dead_letter_low_limit,
+    "dead_letter_refused": scenario_dead_letter_refused,
+    "publish_stalled": scenario_publish_stalled,
 }
 
 

@@ -34,6 +34,12 @@ Scenarios (one function each):
                       instruction is truncated (truncate policy) or
                       text_too_long naming the tokens left to the text
                       (reject policy), never the instruction
+  publish_oom         redis-server over maxmemory (noeviction) from the moment
+                      the inputs arrive, until the test frees memory: every
+                      XADD of an output fails with OOM; /readyz 503 naming it
+                      after --publish-fail-timeout (EMBEDQ_PUBLISH_FAIL_TIMEOUT
+                      =2) and as long as it lasts; 200 again once memory is
+                      freed, every output then published and acknowledged
 
 Every scenario exits 77 (skipped) when `embedq worker --help` fails (the
 worker is not wired in yet), or when redis-server, python3-redis or
@@ -104,14 +110,15 @@ def hidden_size():
         return json.load(f)["hidden_size"]
 
 
-def worker(srv, consumer, name, *extra):
+def worker(srv, consumer, name, *extra, env=None):
     port = harness.free_port()
     args = [EMBEDQ, "worker", "--source", "redis", "--redis-url", srv.url,
             "--in-stream", IN, "--group", GROUP, "--out-stream", OUT, "--dlq-stream", DLQ,
             "--consumer", consumer, "--model", MODEL, "--device", "cpu", "--threads", "1",
             "--tokenize-threads", "1", "--metrics-addr", "127.0.0.1",
             "--metrics-port", str(port)] + [str(x) for x in extra]
-    p = Proc(args, os.path.join(WORK, name + ".log"))
+    p = Proc(args, os.path.join(WORK, name + ".log"),
+             env={**os.environ, **env} if env else None)
     p.http = f"http://127.0.0.1:{port}"
     return p
 
@@ -590,6 +597,66 @@ def sc_long_instruction():
         srv.stop()
 
 
+def sc_publish_oom():
+    srv = RedisServer(redis_dir(), extra=("--maxmemory-policy", "noeviction")).start()
+    r = srv.client()
+    try:
+        inputs = make_inputs(50, seed=9, prefix="o")
+        ref = reference(inputs)
+        w = worker(srv, "w1", "w1", env={"EMBEDQ_PUBLISH_FAIL_TIMEOUT": "2"})
+        wait_ready(w)
+        # The inputs and a filler that takes memory past maxmemory, in one
+        # script (atomic: the worker never sees the inputs while there is
+        # room; the filler is made server-side, as a large argument or a
+        # MULTI queue would count as used memory and be refused itself).
+        used = r.info("memory")["used_memory"]
+        r.config_set("maxmemory", used + (4 << 20))
+        args = []
+        for fields, _ in inputs:
+            args.append(len(fields))
+            for k, v in fields.items():
+                args += [k, v]
+        r.eval("""
+            local i = 1
+            while i < #ARGV do
+              local n, t = tonumber(ARGV[i]), {}
+              for j = 1, 2 * n do t[j] = ARGV[i + j] end
+              redis.call('XADD', KEYS[1], '*', unpack(t))
+              i = i + 1 + 2 * n
+            end
+            redis.call('SET', KEYS[2], string.rep('x', tonumber(ARGV[#ARGV])))
+            """, 2, IN, "filler", *args, 8 << 20)
+        assert r.info("memory")["used_memory"] > used + (4 << 20)
+        seen = []
+
+        def oom_not_ready():
+            st, body = http_get(w, "/readyz")
+            if st == 503 and "publishing failing" in body:
+                seen.append(body.strip())
+                return True
+            return False
+        wait_for(oom_not_ready, 30, "/readyz 503: publishing failing", step=0.1)
+        print("publish_oom: /readyz:", seen[-1])
+        assert seen[-1].startswith("redis: publishing failing for ") and "OOM" in seen[-1], seen
+        assert metric(w, "embedq_ready") == 0
+        # It never clears by itself: still 503 three seconds later, nothing out.
+        time.sleep(3)
+        st, body = http_get(w, "/readyz")
+        assert st == 503 and "OOM" in body, (st, body)
+        assert r.xlen(OUT) == 0, r.xlen(OUT)
+        assert pending_count(r, IN, GROUP) == len(inputs)
+        r.delete("filler")
+        wait_for(lambda: http_get(w, "/readyz")[0] == 200, 30, "/readyz 200 once memory is freed")
+        wait_for(lambda: n_unique_out(r) == len(inputs) and pending_count(r, IN, GROUP) == 0,
+                 30, "every id out, nothing pending", step=0.2)
+        assert "not ready: redis: publishing failing for" in open(w.log_path).read()
+        stop(w)
+        dups, worst = check_vectors(r, inputs, ref)
+        print(f"publish_oom: {dups} duplicates, worst cosine {worst:.7f}")
+    finally:
+        srv.stop()
+
+
 def check_vectors_subset(out, inputs, ref):
     import numpy as np
     worst, dups = 1.0, 0
@@ -613,6 +680,7 @@ SCENARIOS = {
     "poison": sc_poison,
     "long_instruction": sc_long_instruction,
     "signals": sc_signals,
+    "publish_oom": sc_publish_oom,
 }
 
 
