@@ -63,8 +63,7 @@ if [ "$have" = "$key" ]; then
 fi
 
 # ---- the cached archive ---------------------------------------------------------
-mkdir -p "$cache"
-chmod 0755 "$cache"
+[ -d "$cache" ] || { mkdir -p "$cache" && chmod 0755 "$cache"; }
 owner=$(stat -c %u "$cache")
 perm=$(stat -c %a "$cache")
 safe=1
