@@ -8,7 +8,8 @@ reads the Dockerfile itself and checks what matters for this image:
              is the last, hence the default target
   COPY       every source exists in the repository and is not excluded by
              .dockerignore
-  RUN        the build runs `.ci/build` (CI's build script) with EMBEDQ_CUDA=ON,
+  RUN        the build runs `.ci/build` (CI's build script) with the
+             EMBEDQ_CUDA build argument (default ON; OFF leaves CUDA out),
              packages come from `.ci/packages` (CI's lists); no other
              installer, no `curl | sh`, no `apt-get upgrade`
   runtime    numeric non-root USER; exec-form ENTRYPOINT `tini -- embedq
@@ -104,6 +105,11 @@ def main():
     check(names == ["build", "runtime-base", "baked", "runtime"],
           "stages build, runtime-base, baked, runtime (got %s)" % names)
     check(stages and stages[-1][0] == "runtime", "the default (last) target is `runtime`")
+    froms = dict(stages)
+    check(froms.get("baked") == "${BAKED_FROM}" and args.get("BAKED_FROM") == "runtime-base",
+          "baked: FROM ${BAKED_FROM}, by default the runtime-base stage (got %s, %s)"
+          % (froms.get("baked"), args.get("BAKED_FROM")))
+    check(froms.get("runtime") == "runtime-base", "runtime: FROM runtime-base")
     base = args.get("DEBIAN_IMAGE", "")
     check(base.startswith("debian:12"), "base image is Debian 12 like CI (%s)" % base)
 
@@ -126,8 +132,15 @@ def main():
     # RUN steps
     runs = [(s, a) for s, body in per_stage.items() for kw, a in body if kw == "RUN"]
     build_runs = " ".join(a for s, a in runs if s == "build")
-    check("EMBEDQ_CUDA=ON bash .ci/build" in build_runs,
-          "build: runs CI's build script .ci/build with EMBEDQ_CUDA=ON")
+    check(args.get("EMBEDQ_CUDA") == "ON",
+          "build argument EMBEDQ_CUDA defaults to ON (CUDA), got %r" % args.get("EMBEDQ_CUDA"))
+    check(("ARG", "EMBEDQ_CUDA") in per_stage.get("build", []),
+          "build: takes the EMBEDQ_CUDA build argument")
+    check('EMBEDQ_CUDA="${EMBEDQ_CUDA}" EMBEDQ_TESTS=OFF bash .ci/build' in build_runs,
+          "build: runs CI's build script .ci/build with EMBEDQ_CUDA from the build argument")
+    check(re.search(r'if \[ "\$\{EMBEDQ_CUDA\}" = ON \]; then bash /tmp/ci/install-cuda.sh',
+                    build_runs) is not None,
+          "build: installs the CUDA toolkit (docker/install-cuda.sh) when EMBEDQ_CUDA=ON")
     check("/tmp/ci/packages install build" in build_runs,
           "build: installs `.ci/packages` role build")
     rt_runs = " ".join(a for s, a in runs if s == "runtime-base")
