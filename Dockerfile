@@ -49,11 +49,20 @@ COPY worker worker
 COPY loadtest loadtest
 COPY schemas schemas
 # The CUDA libraries the binary loads are copied next to it (the runtime
-# stage takes them from here instead of the multi-GB toolkit packages).
+# stage takes them from here instead of the multi-GB toolkit packages):
+# those ldd lists, and libcublasLt, which embedq dlopens on first use
+# (engine/cublaslt_dl.c) so ldd does not show it. The runtime stage puts
+# them on the loader's path (ld.so.conf.d), where dlopen finds them too.
 RUN EMBEDQ_CUDA="${EMBEDQ_CUDA}" EMBEDQ_TESTS=OFF bash .ci/build /build --target embedq \
  && mkdir -p /out/lib \
  && cp /build/embedq /out/embedq \
- && for l in $(ldd /out/embedq | awk '$3 ~ /^\/usr\/local\/cuda/ {print $3}'); do cp -L "$l" /out/lib/; done
+ && for l in $(ldd /out/embedq | awk '$3 ~ /^\/usr\/local\/cuda/ {print $3}'); do cp -L "$l" /out/lib/; done \
+ && if [ "${EMBEDQ_CUDA}" = ON ]; then \
+      for l in /usr/local/cuda/lib64/libcublasLt.so.[0-9]* /usr/local/cuda/lib/libcublasLt.so.[0-9]*; do \
+        [ -e "$l" ] && cp -L "$l" /out/lib/; \
+      done; \
+      ls /out/lib/libcublasLt.so.* >/dev/null; \
+    fi
 
 # ---- runtime ------------------------------------------------------------------
 # What the runtime packages ship that the worker never loads is removed:

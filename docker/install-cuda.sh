@@ -6,7 +6,7 @@
 #   bash docker/install-cuda.sh VERSION      e.g. 13.0
 #
 # Installs nvcc, the CUDA runtime (embedq links it statically) and cuBLAS
-# (embedq links libcublasLt), under /usr/local/cuda-VERSION with the
+# (embedq dlopens libcublasLt on first use), under /usr/local/cuda-VERSION with the
 # /usr/local/cuda link.
 set -euo pipefail
 ver=${1:?usage: install-cuda.sh VERSION (e.g. 13.0)}
