@@ -24,6 +24,7 @@
 
 #include "bf16_vec.cuh"
 #include "kernels.h"
+#include "launch.cuh"
 
 namespace
 {
@@ -49,41 +50,69 @@ __device__ __forceinline__ uint32_t smem_u32(const void *p)
 /* 16-byte async copy; src_bytes 0 zero-fills the destination. */
 __device__ __forceinline__ void cp_async16(uint32_t dst, const void *src, int src_bytes)
 {
+#ifdef EQK_EMU
+    eqk_emu::cp_async16(dst, src, src_bytes);
+#else
     asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src),
                  "r"(src_bytes));
+#endif
 }
 __device__ __forceinline__ void cp_async_commit()
 {
+#ifdef EQK_EMU
+    eqk_emu::cp_async_commit();
+#else
     asm volatile("cp.async.commit_group;\n" ::);
+#endif
 }
 template <int N> __device__ __forceinline__ void cp_async_wait()
 {
+#ifdef EQK_EMU
+    eqk_emu::cp_async_wait(N);
+#else
     asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
+#endif
 }
 
 __device__ __forceinline__ void ldsm_x4(uint32_t &r0, uint32_t &r1, uint32_t &r2, uint32_t &r3,
                                         uint32_t addr)
 {
+#ifdef EQK_EMU
+    uint32_t r[4];
+    eqk_emu::ldmatrix_x4(false, addr, r);
+    r0 = r[0], r1 = r[1], r2 = r[2], r3 = r[3];
+#else
     asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
                  : "=r"(r0), "=r"(r1), "=r"(r2), "=r"(r3)
                  : "r"(addr));
+#endif
 }
 __device__ __forceinline__ void ldsm_x4_t(uint32_t &r0, uint32_t &r1, uint32_t &r2, uint32_t &r3,
                                           uint32_t addr)
 {
+#ifdef EQK_EMU
+    uint32_t r[4];
+    eqk_emu::ldmatrix_x4(true, addr, r);
+    r0 = r[0], r1 = r[1], r2 = r[2], r3 = r[3];
+#else
     asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
                  : "=r"(r0), "=r"(r1), "=r"(r2), "=r"(r3)
                  : "r"(addr));
+#endif
 }
 
 /* c += a (16x16, row) * b (16x8, col); bf16 in, fp32 accumulate. */
 __device__ __forceinline__ void mma16816(float (&c)[4], const uint32_t (&a)[4], uint32_t b0,
                                          uint32_t b1)
 {
+#ifdef EQK_EMU
+    eqk_emu::mma_m16n8k16_bf16(c, a, b0, b1);
+#else
     asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 "
                  "{%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
                  : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
                  : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+#endif
 }
 
 /* Copies rows [0, 64) x D of a tile whose row r starts at src + r*ld; rows
@@ -129,7 +158,7 @@ __global__ void __launch_bounds__(NTHREADS)
     const bf16 *kg = qkv + (size_t)start * ld + (size_t)(n_heads + kvh) * D;
     const bf16 *vg = qkv + (size_t)start * ld + (size_t)(n_heads + n_kv_heads + kvh) * D;
 
-    extern __shared__ __align__(16) unsigned char smem_raw[];
+    EQK_DYNAMIC_SHARED(unsigned char, smem_raw);
     bf16 *const smem = reinterpret_cast<bf16 *>(smem_raw);
     /* stage s: K at smem + 2*s*ELEMS, V right after it */
     bf16 *const sQ = smem + 2 * ELEMS; /* stage 1's K tile, free before the loop */
@@ -307,8 +336,8 @@ cudaError_t launch(const bf16 *qkv, const int32_t *cu_seqlens, int n_seqs, int m
     }
     const dim3 grid((unsigned)n_seqs, (unsigned)n_heads, (unsigned)((max_seqlen + BM - 1) / BM));
     const float scale_log2 = (float)(1.4426950408889634 / sqrt((double)D));
-    attention_kernel<D>
-        <<<grid, NTHREADS, smem, stream>>>(qkv, cu_seqlens, n_heads, n_kv_heads, scale_log2, out);
+    EQK_LAUNCH((attention_kernel<D>), grid, NTHREADS, smem, stream, qkv, cu_seqlens, n_heads,
+               n_kv_heads, scale_log2, out);
     return cudaGetLastError();
 }
 
