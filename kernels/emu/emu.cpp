@@ -2,12 +2,11 @@
  *
  * Fibers have mmap'd stacks with a guard page; a switch is a few lines of
  * assembly on x86-64 (callee-saved registers only) and ucontext elsewhere
- * (POSIX, in glibc; correct but a system call per switch). A worker thread runs one block at a time:
- * it creates the block's fibers and switches to the first; a fiber runs
- * until it blocks on a barrier, then switches straight to the next runnable
- * fiber of its block (round robin). When none is runnable the worker checks
- * that all have finished; otherwise the block is deadlocked (a barrier some
- * threads never reach, a warp operation some lanes skip), which is reported.
+ * (POSIX, in glibc; correct but a system call per switch). A worker thread runs one block at a
+ * time: it creates the block's fibers and switches to the first; a fiber runs until it blocks on a
+ * barrier, then switches straight to the next runnable fiber of its block (round robin). When none
+ * is runnable the worker checks that all have finished; otherwise the block is deadlocked (a
+ * barrier some threads never reach, a warp operation some lanes skip), which is reported.
  *
  * The PTX ISA (version 8.x, "Parallel Thread Execution ISA") defines the
  * warp-level instructions emulated here; each is cited where it is computed.
@@ -52,7 +51,7 @@ namespace
 /* ---- sticky errors ------------------------------------------------------ */
 
 std::mutex g_err_mu;
-std::string g_err;         /* first message since the last clear */
+std::string g_err;          /* first message since the last clear */
 bool g_err_pending = false; /* for cudaGetLastError               */
 std::atomic<long> g_blocks{0};
 std::map<kernel_id, int> g_max_smem; /* cudaFuncAttributeMaxDynamicSharedMemorySize */
@@ -82,7 +81,7 @@ struct fiber {
     std::vector<cp_copy> open;                /* issued, not yet committed */
     std::vector<std::vector<cp_copy>> groups; /* committed, oldest first   */
     std::vector<cp_copy> landed;              /* waited, until the barrier */
-    int sync_pred; /* __syncthreads_or's result */
+    int sync_pred;                            /* __syncthreads_or's result */
 };
 
 /* What a warp's lanes deposit for one warp-synchronous operation. */
@@ -201,9 +200,10 @@ void ctx_make(ctx *c, unsigned char *stack, size_t size)
 {
     uintptr_t top = ((uintptr_t)(stack + size)) & ~(uintptr_t)15;
     uint64_t *p = reinterpret_cast<uint64_t *>(top);
-    *--p = 0;                                         /* fiber_main's return address */
-    *--p = (uint64_t)(uintptr_t)&fiber_main;          /* popped by ret (16-aligned)   */
-    for (int i = 0; i < 6; i++) *--p = 0;             /* rbp rbx r12..r15           */
+    *--p = 0;                                /* fiber_main's return address */
+    *--p = (uint64_t)(uintptr_t)&fiber_main; /* popped by ret (16-aligned)   */
+    for (int i = 0; i < 6; i++)
+        *--p = 0; /* rbp rbx r12..r15           */
     uint32_t csr[2] = {0, 0};
     asm volatile("stmxcsr %0" : "=m"(csr[0]));
     asm volatile("fnstcw %0" : "=m"(csr[1]));
@@ -286,8 +286,7 @@ void block_error(const char *fmt, ...)
     va_end(ap);
     const dim3 &b = w->blk.bid;
     if (w->cur)
-        error("%s: block (%u,%u,%u) thread %d: %s", w->blk.kernel, b.x, b.y, b.z, w->cur->tid,
-              msg);
+        error("%s: block (%u,%u,%u) thread %d: %s", w->blk.kernel, b.x, b.y, b.z, w->cur->tid, msg);
     else
         error("%s: block (%u,%u,%u): %s", w->blk.kernel, b.x, b.y, b.z, msg);
 }
@@ -787,7 +786,8 @@ void launch_raw(kernel_id k, const char *name, dim3 grid, dim3 block, size_t sme
     const uint64_t nblocks = (uint64_t)grid.x * grid.y * grid.z;
     int threads = 0;
     if (const char *e = getenv("EQK_EMU_THREADS")) threads = atoi(e);
-    if (threads <= 0) threads = (int)std::min(4u, std::max(1u, std::thread::hardware_concurrency()));
+    if (threads <= 0)
+        threads = (int)std::min(4u, std::max(1u, std::thread::hardware_concurrency()));
     if ((uint64_t)threads > nblocks) threads = (int)nblocks;
     std::atomic<uint64_t> next{0};
     auto work = [&]() {

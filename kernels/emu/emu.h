@@ -187,7 +187,7 @@ void launch(void (*k)(P...), const char *name, dim3 grid, dim3 block, size_t sme
 }
 } // namespace eqk_emu
 
-#define __syncthreads() ::eqk_emu::syncthreads()
+#define __syncthreads()     ::eqk_emu::syncthreads()
 #define __syncthreads_or(p) ::eqk_emu::syncthreads_or(p)
 static inline float __shfl_xor_sync(unsigned mask, float v, int lane_mask)
 {
@@ -198,7 +198,8 @@ static inline size_t __cvta_generic_to_shared(const void *p)
     return eqk_emu::cvta_to_shared(p);
 }
 
-template <typename T> static inline cudaError_t cudaFuncSetAttribute(T *k, cudaFuncAttribute a, int v)
+template <typename T>
+static inline cudaError_t cudaFuncSetAttribute(T *k, cudaFuncAttribute a, int v)
 {
     if (a != cudaFuncAttributeMaxDynamicSharedMemorySize) return cudaErrorInvalidValue;
     return eqk_emu::set_max_dynamic_smem(reinterpret_cast<eqk_emu::kernel_id>(k), v);
@@ -211,8 +212,8 @@ static inline cudaError_t cudaGetLastError()
 /* The launch macro of kernels/launch.cuh, emulated. */
 #define EQK_EMU_STRIP(...) __VA_ARGS__
 #define EQK_LAUNCH(kernel, grid, block, smem, stream, ...)                                         \
-    ((void)(stream), ::eqk_emu::launch(EQK_EMU_STRIP kernel, #kernel, (grid), (block), (smem),     \
-                                       __VA_ARGS__))
+    ((void)(stream),                                                                               \
+     ::eqk_emu::launch(EQK_EMU_STRIP kernel, #kernel, (grid), (block), (smem), __VA_ARGS__))
 
 #define EQK_DYNAMIC_SHARED(type, name)                                                             \
     type *const name = reinterpret_cast<type *>(::eqk_emu::dynamic_smem())

@@ -114,8 +114,7 @@ static bool launched(cudaError_t e, const char *op, const std::string &shape)
 {
     const char *emu = eqk_emu_error();
     if (e == cudaSuccess && !emu) return true;
-    fail_row(op, shape,
-             fmt("launcher returned %d; emulator: %s", (int)e, emu ? emu : "no error"));
+    fail_row(op, shape, fmt("launcher returned %d; emulator: %s", (int)e, emu ? emu : "no error"));
     eqk_emu_clear_error();
     return false;
 }
@@ -183,8 +182,7 @@ static void check(const char *op, const std::string &shape, const T *got, const 
     char el[32] = "      -";
     if (use_elem) snprintf(el, sizeof el, "%7.3f", worst_elem);
     printf("%-15s %-44s %s  rows %5zu  worst row %5zu rel %9.3e  elem %s  differ %6.3f%%%s\n", op,
-           shape.c_str(), ok ? "PASS" : "FAIL", rows, worst_row, worst_rel, el,
-           100.0 * differ_frac,
+           shape.c_str(), ok ? "PASS" : "FAIL", rows, worst_row, worst_rel, el, 100.0 * differ_frac,
            nan ? fmt("  (%ld NaN/unwritten, first in row %zu)", nan, bad_row).c_str() : "");
     fflush(stdout);
 }
@@ -245,8 +243,7 @@ static void t_add_rmsnorm(int n, int hidden, bool with_y, double xscale = 1.0)
                                   1e-6f, out.data(), nullptr),
                   "add_rmsnorm", shape))
         return;
-    eqt_add_rmsnorm(x.data(), with_y ? y.data() : nullptr, w.data(), n, hidden, 1e-6f,
-                    tout.data());
+    eqt_add_rmsnorm(x.data(), with_y ? y.data() : nullptr, w.data(), n, hidden, 1e-6f, tout.data());
     check("add_rmsnorm", shape + " : x", gx.data(), x.data(), n, hidden, hidden, f2f, 1e-6, false);
     check("add_rmsnorm", shape + " : out", out.data(), tout.data(), n, hidden, hidden, bf2f, 1e-2,
           true);
@@ -271,8 +268,7 @@ static void t_qk_norm_rope(const std::vector<int> &lens, int nh, int nkv, int hd
                                    1e-6f, cs.data(), nullptr),
                   "qk_norm_rope", shape))
         return;
-    eqt_qk_norm_rope(tw.data(), pos.data(), n, nh, nkv, hd, qw.data(), kw.data(), 1e-6f,
-                     cs.data());
+    eqt_qk_norm_rope(tw.data(), pos.data(), n, nh, nkv, hd, qw.data(), kw.data(), 1e-6f, cs.data());
     /* per row: each (token, head) of q and k is one row */
     check("qk_norm_rope", shape, g.data(), tw.data(), (size_t)n * (nh + nkv), hd, hd, bf2f, 1e-2,
           true);
@@ -341,8 +337,7 @@ static void t_pool(const std::vector<int> &lens, const std::vector<int> &dims,
     const std::string shape = fmt("H %d y %s dims %s bad %s", hidden, with_y ? "bf16" : "NULL",
                                   lens_str(dims).c_str(), lens_str(kind).c_str());
     if (!launched(eqk_pool_normalize(x.data(), with_y ? y.data() : nullptr, w.data(), cu.data(),
-                                     dm.data(), ns, hidden, 1e-6f, out.data(), bad.data(),
-                                     nullptr),
+                                     dm.data(), ns, hidden, 1e-6f, out.data(), bad.data(), nullptr),
                   "pool_normalize", shape))
         return;
     eqt_pool_normalize(x.data(), with_y ? y.data() : nullptr, w.data(), cu.data(), dm.data(), ns,
@@ -352,7 +347,8 @@ static void t_pool(const std::vector<int> &lens, const std::vector<int> &dims,
     for (int s = 0; s < ns; s++) {
         if (bad[s] != tbad[s] || tbad[s] != (kind[s] != OK)) flags_wrong++;
         if (tbad[s]) continue;
-        gg.insert(gg.end(), out.begin() + (size_t)s * hidden, out.begin() + (size_t)(s + 1) * hidden);
+        gg.insert(gg.end(), out.begin() + (size_t)s * hidden,
+                  out.begin() + (size_t)(s + 1) * hidden);
         tt.insert(tt.end(), tout.begin() + (size_t)s * hidden,
                   tout.begin() + (size_t)(s + 1) * hidden);
     }
@@ -383,15 +379,17 @@ static void t_config()
     for (bf16 v : b)
         ok = ok && v == 0xffff;
     (ok ? g_pass : g_fail)++;
-    printf("%-15s %-44s %s\n", "(all)", "n = 0: cudaSuccess, nothing written", ok ? "PASS" : "FAIL");
+    printf("%-15s %-44s %s\n", "(all)", "n = 0: cudaSuccess, nothing written",
+           ok ? "PASS" : "FAIL");
     const cudaError_t inv = cudaErrorInvalidValue;
-    bool ok2 = eqk_embed_gather(b.data() + 1, i.data(), 1, 8, f.data(), nullptr) == inv &&
-               eqk_add_rmsnorm(f.data(), nullptr, f.data(), 1, 12, 1e-6f, b.data(), nullptr) ==
-                   inv &&
-               eqk_attention(b.data(), i.data(), 1, 1, 3, 2, 32, b.data(), nullptr) == inv &&
-               eqk_attention(b.data(), i.data(), 1, 1, 2, 1, 48, b.data(), nullptr) == inv;
+    bool ok2 =
+        eqk_embed_gather(b.data() + 1, i.data(), 1, 8, f.data(), nullptr) == inv &&
+        eqk_add_rmsnorm(f.data(), nullptr, f.data(), 1, 12, 1e-6f, b.data(), nullptr) == inv &&
+        eqk_attention(b.data(), i.data(), 1, 1, 3, 2, 32, b.data(), nullptr) == inv &&
+        eqk_attention(b.data(), i.data(), 1, 1, 2, 1, 48, b.data(), nullptr) == inv;
     (ok2 ? g_pass : g_fail)++;
-    printf("%-15s %-44s %s\n", "(all)", "bad arguments: cudaErrorInvalidValue", ok2 ? "PASS" : "FAIL");
+    printf("%-15s %-44s %s\n", "(all)", "bad arguments: cudaErrorInvalidValue",
+           ok2 ? "PASS" : "FAIL");
 }
 
 int main(int argc, char **argv)
@@ -405,8 +403,9 @@ int main(int argc, char **argv)
         else if (!strcmp(argv[i], "--quick"))
             g_quick = true;
         else {
-            fprintf(stderr, "emu_test: unknown argument '%s'\nusage: %s [--seed N] [--only OP] "
-                            "[--quick]\n",
+            fprintf(stderr,
+                    "emu_test: unknown argument '%s'\nusage: %s [--seed N] [--only OP] "
+                    "[--quick]\n",
                     argv[i], argv[0]);
             return 2;
         }
@@ -446,8 +445,8 @@ int main(int argc, char **argv)
             }
         for (int hd : {32, 64, 128})
             t_attention({129, 1, 64, 2, 65}, 4, 2, hd); /* GQA 2, two kv heads */
-        t_attention({3, 70}, 16, 8, 128);              /* 0.6B heads */
-        t_attention({65, 2}, 32, 8, 128);              /* 4B/8B heads */
+        t_attention({3, 70}, 16, 8, 128);               /* 0.6B heads */
+        t_attention({65, 2}, 32, 8, 128);               /* 4B/8B heads */
         if (!g_quick) {
             t_attention({1000}, 2, 1, 128);
             t_attention({1000, 1, 63}, 4, 1, 64);
