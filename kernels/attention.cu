@@ -12,9 +12,13 @@
  * rounded to bf16 for the P V product, as FlashAttention does. Memory is
  * O(n): nothing of size n^2 is ever stored.
  *
- * Grid: (n_seqs, n_heads, ceil(max_seqlen / 64)); the query-block index
- * runs backwards so the longest causal blocks start first. Blocks past a
- * sequence's end return at once. Shared memory: two stages of K and V
+ * Grid: (n_work, n_heads) over a work list the host builds per batch
+ * (eqk_attention_work, twins.c): one item per (sequence, query block) that
+ * exists, longest first, so the blocks that walk the most key tiles start
+ * first and no block is launched for a query block past a sequence's end.
+ * (A grid of n_seqs x ceil(max_seqlen / 64) blocks left over 99% of them
+ * idle on a batch of one 8192-token document and hundreds of short chunks,
+ * each still holding a slot sized for its shared memory.) Shared memory: two stages of K and V
  * tiles, rows padded by 16 bytes so that ldmatrix's 8 row addresses fall in
  * distinct banks; Q is staged once in the second stage's K tile.
  */
@@ -135,7 +139,8 @@ __device__ __forceinline__ void load_tile(bf16 *dst, const bf16 *src, int ld, in
 template <int D>
 __global__ void __launch_bounds__(NTHREADS)
     attention_kernel(const bf16 *__restrict__ qkv, const int32_t *__restrict__ cu_seqlens,
-                     int n_heads, int n_kv_heads, float scale_log2, bf16 *__restrict__ out)
+                     const int32_t *__restrict__ work, int n_heads, int n_kv_heads,
+                     float scale_log2, bf16 *__restrict__ out)
 {
     constexpr int LDS = Tile<D>::LDS;
     constexpr int ELEMS = Tile<D>::ELEMS;
@@ -143,9 +148,9 @@ __global__ void __launch_bounds__(NTHREADS)
     constexpr int NT_S = BN / 8;   /* n8 tiles of S        */
     constexpr int NT_O = D / 8;    /* n8 tiles of O        */
 
-    const int seq = blockIdx.x;
+    const int seq = work[2 * blockIdx.x];
+    const int mb = work[2 * blockIdx.x + 1];
     const int h = blockIdx.y;
-    const int mb = gridDim.z - 1 - blockIdx.z;
     const int start = cu_seqlens[seq];
     const int len = cu_seqlens[seq + 1] - start;
     const int m0 = mb * BM;
@@ -324,7 +329,7 @@ __global__ void __launch_bounds__(NTHREADS)
 }
 
 template <int D>
-cudaError_t launch(const bf16 *qkv, const int32_t *cu_seqlens, int n_seqs, int max_seqlen,
+cudaError_t launch(const bf16 *qkv, const int32_t *cu_seqlens, const int32_t *work, int n_work,
                    int n_heads, int n_kv_heads, bf16 *out, cudaStream_t stream)
 {
     const size_t smem = Tile<D>::SMEM;
@@ -334,31 +339,31 @@ cudaError_t launch(const bf16 *qkv, const int32_t *cu_seqlens, int n_seqs, int m
             attention_kernel<D>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
         if (e != cudaSuccess) return e;
     }
-    const dim3 grid((unsigned)n_seqs, (unsigned)n_heads, (unsigned)((max_seqlen + BM - 1) / BM));
+    const dim3 grid((unsigned)n_work, (unsigned)n_heads);
     const float scale_log2 = (float)(1.4426950408889634 / sqrt((double)D));
-    EQK_LAUNCH((attention_kernel<D>), grid, NTHREADS, smem, stream, qkv, cu_seqlens, n_heads,
+    EQK_LAUNCH((attention_kernel<D>), grid, NTHREADS, smem, stream, qkv, cu_seqlens, work, n_heads,
                n_kv_heads, scale_log2, out);
     return cudaGetLastError();
 }
 
 } // namespace
 
-extern "C" cudaError_t eqk_attention(const eqk_bf16 *qkv, const int32_t *cu_seqlens, int n_seqs,
-                                     int max_seqlen, int n_heads, int n_kv_heads, int head_dim,
-                                     eqk_bf16 *out, cudaStream_t stream)
+extern "C" cudaError_t eqk_attention(const eqk_bf16 *qkv, const int32_t *cu_seqlens,
+                                     const int32_t *work, int n_work, int n_heads, int n_kv_heads,
+                                     int head_dim, eqk_bf16 *out, cudaStream_t stream)
 {
-    if (n_seqs <= 0 || max_seqlen <= 0) return cudaSuccess;
+    if (n_work <= 0) return cudaSuccess;
     if (n_kv_heads <= 0 || n_heads % n_kv_heads != 0) return cudaErrorInvalidValue;
-    if ((max_seqlen + BM - 1) / BM > 65535 || n_heads > 65535) return cudaErrorInvalidValue;
+    if (n_heads > 65535) return cudaErrorInvalidValue;
     const bf16 *q = reinterpret_cast<const bf16 *>(qkv);
     bf16 *o = reinterpret_cast<bf16 *>(out);
     switch (head_dim) {
     case 32:
-        return launch<32>(q, cu_seqlens, n_seqs, max_seqlen, n_heads, n_kv_heads, o, stream);
+        return launch<32>(q, cu_seqlens, work, n_work, n_heads, n_kv_heads, o, stream);
     case 64:
-        return launch<64>(q, cu_seqlens, n_seqs, max_seqlen, n_heads, n_kv_heads, o, stream);
+        return launch<64>(q, cu_seqlens, work, n_work, n_heads, n_kv_heads, o, stream);
     case 128:
-        return launch<128>(q, cu_seqlens, n_seqs, max_seqlen, n_heads, n_kv_heads, o, stream);
+        return launch<128>(q, cu_seqlens, work, n_work, n_heads, n_kv_heads, o, stream);
     default:
         return cudaErrorInvalidValue;
     }

@@ -147,7 +147,8 @@ static const double kMaxDiffer = 0.02;
  * any NaN fails. */
 template <typename T, typename F>
 static void check(const char *op, const std::string &shape, const T *got, const T *want,
-                  size_t rows, size_t cols, size_t stride, F get, double tol, bool use_elem)
+                  size_t rows, size_t cols, size_t stride, F get, double tol, bool use_elem,
+                  const std::string &extra = "")
 {
     double worst_rel = 0, worst_elem = 0;
     size_t worst_row = 0, bad_row = (size_t)-1;
@@ -183,7 +184,7 @@ static void check(const char *op, const std::string &shape, const T *got, const 
     if (use_elem) snprintf(el, sizeof el, "%7.3f", worst_elem);
     printf("%-15s %-44s %s  rows %5zu  worst row %5zu rel %9.3e  elem %s  differ %6.3f%%%s\n", op,
            shape.c_str(), ok ? "PASS" : "FAIL", rows, worst_row, worst_rel, el, 100.0 * differ_frac,
-           nan ? fmt("  (%ld NaN/unwritten, first in row %zu)", nan, bad_row).c_str() : "");
+           (nan ? fmt("  (%ld NaN/unwritten, first in row %zu)", nan, bad_row) : extra).c_str());
     fflush(stdout);
 }
 
@@ -279,6 +280,31 @@ static void t_qk_norm_rope(const std::vector<int> &lens, int nh, int nkv, int hd
     if (v_changed) fail_row("qk_norm_rope", shape, "v columns were modified");
 }
 
+/* The work list must hold every (sequence, query block) once, longest
+ * first; returns false (after a FAIL line) when it does not. */
+static bool check_work(const std::vector<int> &lens, const std::vector<int32_t> &work, int n_work,
+                       const std::string &shape)
+{
+    int expect = 0;
+    for (int l : lens)
+        expect += (l + 63) / 64;
+    std::vector<std::vector<int>> seen(lens.size());
+    for (size_t s = 0; s < lens.size(); s++)
+        seen[s].assign((size_t)(lens[s] + 63) / 64, 0);
+    bool ok = n_work == expect;
+    for (int i = 0; ok && i < n_work; i++) {
+        const int s = work[2 * i], mb = work[2 * i + 1];
+        ok = s >= 0 && s < (int)lens.size() && mb >= 0 && mb < (int)seen[s].size() &&
+             !seen[s][mb]++ && (i == 0 || mb <= work[2 * i - 1]);
+    }
+    if (!ok)
+        fail_row("attention", shape,
+                 fmt("work list wrong: %d items, %d expected, or an "
+                     "item repeated, out of range or out of order",
+                     n_work, expect));
+    return ok;
+}
+
 static void t_attention(const std::vector<int> &lens, int nh, int nkv, int hd)
 {
     auto cu = make_cu(lens);
@@ -287,14 +313,28 @@ static void t_attention(const std::vector<int> &lens, int nh, int nkv, int hd)
     auto qkv = rand_bf16((size_t)n * ld, 1.0);
     std::vector<bf16> out((size_t)n * old), tw((size_t)n * old);
     poison(out);
+    std::vector<int32_t> work(2 * (size_t)n);
+    const int n_work = eqk_attention_work(cu.data(), (int)lens.size(), work.data());
+    work.resize(2 * (size_t)n_work); /* exact size: a read past the list is an overrun */
+    work.shrink_to_fit();
     const std::string shape = fmt("%s h %d/%d hd %d", lens_str(lens).c_str(), nh, nkv, hd);
-    if (!launched(eqk_attention(qkv.data(), cu.data(), (int)lens.size(), max_len, nh, nkv, hd,
-                                out.data(), nullptr),
+    if (!check_work(lens, work, n_work, shape)) return;
+    const long blocks0 = eqk_emu_blocks_run();
+    if (!launched(eqk_attention(qkv.data(), cu.data(), work.data(), n_work, nh, nkv, hd, out.data(),
+                                nullptr),
                   "attention", shape))
         return;
+    /* one block per item and head, none idle: the grid of n_seqs x heads x
+     * ceil(max_len / 64) it replaces is printed beside it */
+    const long blocks = eqk_emu_blocks_run() - blocks0;
+    if (blocks != (long)n_work * nh)
+        fail_row("attention", shape,
+                 fmt("%ld blocks ran, %ld expected", blocks, (long)n_work * nh));
     eqt_attention(qkv.data(), cu.data(), (int)lens.size(), max_len, nh, nkv, hd, tw.data());
     /* per row: each (token, head) */
-    check("attention", shape, out.data(), tw.data(), (size_t)n * nh, hd, hd, bf2f, 1e-2, false);
+    check("attention", shape, out.data(), tw.data(), (size_t)n * nh, hd, hd, bf2f, 1e-2, false,
+          fmt("  blocks %ld (full grid %ld)", blocks,
+              (long)lens.size() * nh * ((max_len + 63) / 64)));
 }
 
 static void t_swiglu(int n, int inter, double gscale)
@@ -357,24 +397,20 @@ static void t_pool(const std::vector<int> &lens, const std::vector<int> &dims,
     if (flags_wrong) fail_row("pool_normalize", shape, "bad[] flags differ from the twin/expected");
 }
 
-/* The emulator itself refuses what a GPU refuses. */
+/* Launchers with nothing to do return cudaSuccess and launch nothing;
+ * broken preconditions are refused without a launch. */
 static void t_config()
 {
-    /* attention at hd 128 needs 69632 bytes of dynamic shared memory; the
-     * launcher sets the attribute, so that launch passes (above). A block
-     * of more than 1024 threads cannot launch: qk_norm_rope never asks for
-     * one; here the emulator's own check is exercised through a launch
-     * that would need it is not reachable from the launchers, so only the
-     * n = 0 and refused-argument paths are checked. */
     std::vector<bf16> b(64, 0xffff);
     std::vector<float> f(64, NAN);
     std::vector<int32_t> i(64, 0);
-    bool ok = eqk_embed_gather(b.data(), i.data(), 0, 64, f.data(), nullptr) == cudaSuccess &&
-              eqk_add_rmsnorm(f.data(), b.data(), f.data(), 0, 64, 1e-6f, b.data(), nullptr) ==
-                  cudaSuccess &&
-              eqk_swiglu(b.data(), 0, 64, b.data(), nullptr) == cudaSuccess &&
-              eqk_attention(b.data(), i.data(), 0, 0, 2, 1, 32, b.data(), nullptr) == cudaSuccess;
     const long before = eqk_emu_blocks_run();
+    bool ok =
+        eqk_embed_gather(b.data(), i.data(), 0, 64, f.data(), nullptr) == cudaSuccess &&
+        eqk_add_rmsnorm(f.data(), b.data(), f.data(), 0, 64, 1e-6f, b.data(), nullptr) ==
+            cudaSuccess &&
+        eqk_swiglu(b.data(), 0, 64, b.data(), nullptr) == cudaSuccess &&
+        eqk_attention(b.data(), i.data(), i.data(), 0, 2, 1, 32, b.data(), nullptr) == cudaSuccess;
     ok = ok && eqk_emu_blocks_run() == before;
     for (bf16 v : b)
         ok = ok && v == 0xffff;
@@ -385,8 +421,8 @@ static void t_config()
     bool ok2 =
         eqk_embed_gather(b.data() + 1, i.data(), 1, 8, f.data(), nullptr) == inv &&
         eqk_add_rmsnorm(f.data(), nullptr, f.data(), 1, 12, 1e-6f, b.data(), nullptr) == inv &&
-        eqk_attention(b.data(), i.data(), 1, 1, 3, 2, 32, b.data(), nullptr) == inv &&
-        eqk_attention(b.data(), i.data(), 1, 1, 2, 1, 48, b.data(), nullptr) == inv;
+        eqk_attention(b.data(), i.data(), i.data(), 1, 3, 2, 32, b.data(), nullptr) == inv &&
+        eqk_attention(b.data(), i.data(), i.data(), 1, 2, 1, 48, b.data(), nullptr) == inv;
     (ok2 ? g_pass : g_fail)++;
     printf("%-15s %-44s %s\n", "(all)", "bad arguments: cudaErrorInvalidValue",
            ok2 ? "PASS" : "FAIL");
@@ -447,6 +483,14 @@ int main(int argc, char **argv)
             t_attention({129, 1, 64, 2, 65}, 4, 2, hd); /* GQA 2, two kv heads */
         t_attention({3, 70}, 16, 8, 128);               /* 0.6B heads */
         t_attention({65, 2}, 32, 8, 128);               /* 4B/8B heads */
+        {
+            /* the worker's normal batch: one long document and many short
+             * chunks (here 1000 tokens and 40 chunks of 1..40) */
+            std::vector<int> mixed = {1000};
+            for (int s = 0; s < 40; s++)
+                mixed.push_back(rnd_int(1, 40));
+            t_attention(mixed, 2, 1, 64);
+        }
         if (!g_quick) {
             t_attention({1000}, 2, 1, 128);
             t_attention({1000, 1, 63}, 4, 1, 64);
