@@ -525,7 +525,7 @@ static int cuda_open(gpu_backend *b, char *err, size_t errlen)
     cublasComputeType_t ct = CUBLAS_COMPUTE_32F;
     cudaDataType_t st = CUDA_R_32F;
     cublasOperation_t ta = CUBLAS_OP_T, tb = CUBLAS_OP_N;
-    if (CU(b, cudaStreamCreateWithFlags(&b->stream, cudaStreamNonBlocking)) ||
+    if (CU(b, eqk_init()) || CU(b, cudaStreamCreateWithFlags(&b->stream, cudaStreamNonBlocking)) ||
         LT(b, cublasLtCreate(&b->lt)) || LT(b, cublasLtMatmulDescCreate(&b->mm, ct, st)) ||
         LT(b, cublasLtMatmulDescSetAttribute(b->mm, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof ta)) ||
         LT(b, cublasLtMatmulDescSetAttribute(b->mm, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof tb)) ||

@@ -328,17 +328,21 @@ __global__ void __launch_bounds__(NTHREADS)
     }
 }
 
+/* Above 48 KB of dynamic shared memory a kernel must be allowed it once
+ * per device (eqk_init). */
+template <int D> cudaError_t allow_smem()
+{
+    const size_t smem = Tile<D>::SMEM;
+    if (smem <= 48 * 1024) return cudaSuccess;
+    return cudaFuncSetAttribute(attention_kernel<D>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                (int)smem);
+}
+
 template <int D>
 cudaError_t launch(const bf16 *qkv, const int32_t *cu_seqlens, const int32_t *work, int n_work,
                    int n_heads, int n_kv_heads, bf16 *out, cudaStream_t stream)
 {
     const size_t smem = Tile<D>::SMEM;
-    if (smem > 48 * 1024) {
-        /* Per-function attribute; setting it again is harmless. */
-        cudaError_t e = cudaFuncSetAttribute(
-            attention_kernel<D>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
-        if (e != cudaSuccess) return e;
-    }
     const dim3 grid((unsigned)n_work, (unsigned)n_heads);
     const float scale_log2 = (float)(1.4426950408889634 / sqrt((double)D));
     EQK_LAUNCH((attention_kernel<D>), grid, NTHREADS, smem, stream, qkv, cu_seqlens, work, n_heads,
@@ -347,6 +351,14 @@ cudaError_t launch(const bf16 *qkv, const int32_t *cu_seqlens, const int32_t *wo
 }
 
 } // namespace
+
+extern "C" cudaError_t eqk_init(void)
+{
+    cudaError_t e = allow_smem<32>();
+    if (e == cudaSuccess) e = allow_smem<64>();
+    if (e == cudaSuccess) e = allow_smem<128>();
+    return e;
+}
 
 extern "C" cudaError_t eqk_attention(const eqk_bf16 *qkv, const int32_t *cu_seqlens,
                                      const int32_t *work, int n_work, int n_heads, int n_kv_heads,

@@ -27,6 +27,11 @@ extern "C" {
 
 typedef uint16_t eqk_bf16;
 
+/* Once per device (after cudaSetDevice), before any launch: sets the
+ * per-function attributes the kernels need (attention's dynamic shared
+ * memory above 48 KB), so that launches do not set them again. */
+cudaError_t eqk_init(void);
+
 /* x[t][j] = float(table[ids[t]][j])  for t < n_tokens, j < hidden.
  * table: (vocab, hidden) bf16; x: (n_tokens, hidden) fp32. */
 cudaError_t eqk_embed_gather(const eqk_bf16 *table, const int32_t *ids, int n_tokens, int hidden,

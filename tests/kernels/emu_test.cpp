@@ -426,6 +426,20 @@ static void t_config()
     (ok2 ? g_pass : g_fail)++;
     printf("%-15s %-44s %s\n", "(all)", "bad arguments: cudaErrorInvalidValue",
            ok2 ? "PASS" : "FAIL");
+
+    /* Before eqk_init, attention at hd 128 (69632 bytes of dynamic shared
+     * memory) must not launch: the attribute is set once at init, not per
+     * launch, and a GPU refuses the launch without it. */
+    std::vector<bf16> q(3 * 128, 0x3f80), o(128);
+    std::vector<int32_t> cu = {0, 1}, work = {0, 0};
+    const cudaError_t e3 =
+        eqk_attention(q.data(), cu.data(), work.data(), 1, 1, 1, 128, o.data(), nullptr);
+    const char *msg = eqk_emu_error();
+    const bool ok3 = e3 != cudaSuccess && msg && strstr(msg, "MaxDynamicSharedMemorySize");
+    eqk_emu_clear_error();
+    (ok3 ? g_pass : g_fail)++;
+    printf("%-15s %-44s %s\n", "attention", "hd 128 before eqk_init: refused",
+           ok3 ? "PASS" : "FAIL");
 }
 
 int main(int argc, char **argv)
@@ -451,7 +465,11 @@ int main(int argc, char **argv)
            "--seed %llu)\n",
            (unsigned long long)seed, (unsigned long long)seed);
 
-    if (run("config")) t_config();
+    if (run("config")) t_config(); /* before eqk_init: checks the launch is refused without it */
+    if (eqk_init() != cudaSuccess) {
+        printf("emu_test: eqk_init failed\n");
+        return 1;
+    }
 
     if (run("embed_gather")) {
         for (int h : {96, 1024, 2560, 4096})

@@ -661,6 +661,7 @@ int main(int argc, char **argv)
     }
     cudaDeviceProp prop;
     CK(cudaGetDeviceProperties(&prop, 0));
+    CK(eqk_init());
     g_rng = seed ? seed : 1;
     printf("kernel_test: %s (sm_%d%d), seed %llu (rerun: --seed %llu)\n", prop.name, prop.major,
            prop.minor, (unsigned long long)seed, (unsigned long long)seed);
