@@ -138,6 +138,7 @@ struct worker {
     int cur_i = 0;
     const std::function<void()> *body = nullptr;
     uint64_t epoch_base = 1;
+    bool round_robin = false; /* scheduling policy, see yield_fiber */
 #ifdef EQK_EMU_ASAN
     const void *main_stack_bottom = nullptr;
     size_t main_stack_size = 0;
@@ -251,14 +252,20 @@ void switch_ctx(ctx *from, bool from_done, ctx *to, const void *bottom, size_t s
 }
 
 /* Leaves the current fiber for the next runnable one of the block, or for
- * the worker's own context when none is. */
+ * the worker's own context when none is. The next one is the runnable fiber
+ * of lowest index (default): the lowest warps run as far ahead of the others
+ * as the barriers allow, so a missing barrier lets a fast warp overwrite
+ * what a slow one has not read yet, or read what it has not written yet,
+ * and the results show it even where the shadow map does not look (plain
+ * accesses to static __shared__ arrays). EQK_EMU_SCHEDULE=round-robin runs
+ * the next runnable fiber after the current one instead (warps in step). */
 void yield_fiber(bool done)
 {
     worker *w = t_w;
     fiber *self = w->cur;
     const int n = w->blk.nthreads;
     for (int k = 1; k <= n; k++) {
-        const int i = (w->cur_i + k) % n;
+        const int i = w->round_robin ? (w->cur_i + k) % n : k - 1;
         fiber *f = &w->fibers[(size_t)i];
         if (f->st != RUNNABLE) continue;
         if (f == self) return; /* became runnable again: keep going */
@@ -793,6 +800,8 @@ void launch_raw(kernel_id k, const char *name, dim3 grid, dim3 block, size_t sme
     auto work = [&]() {
         worker w;
         w.main_uc = new ctx();
+        const char *sched = getenv("EQK_EMU_SCHEDULE");
+        w.round_robin = sched && !strcmp(sched, "round-robin");
         t_w = &w;
         w.body = &body;
 #ifdef EQK_EMU_ASAN

@@ -29,7 +29,9 @@
  * Not modelled: timing, occupancy, registers, bank conflicts, the memory
  * model between blocks or between threads outside barriers, plain C++
  * accesses to shared memory (only the wrappers' are shadowed), static
- * __shared__ arrays (thread-local storage, not a heap block).
+ * __shared__ arrays (thread-local storage, not a heap block; missing
+ * barriers around them show in the results, through the scheduling order:
+ * emu.cpp, yield_fiber).
  *
  * The bf16 helpers and CUDA types here are written by hand rather than
  * taken from the toolkit's cuda_bf16.h so that the emulator builds and runs

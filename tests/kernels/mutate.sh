@@ -39,6 +39,8 @@ mutants=(
 "qk_reduce_short#qk_norm_rope.cu#qk_norm_rope#q/k norm: sum of squares one shuffle step short#[('for (int o = G / 2; o > 0; o >>= 1)', 'for (int o = G / 2; o > 1; o >>= 1)')]"
 "rms_cast_order#add_rmsnorm.cu#add_rmsnorm#RMSNorm rounds x*r to bf16 before the weight multiply#[('        o[k] = v[k] * r * wv[k];', '        o[k] = __uint_as_float(pack_bf16x2(v[k] * r, 0.0f) << 16) * wv[k];')]"
 "rms_reduce_short#add_rmsnorm.cu#add_rmsnorm#block sum one shuffle step short#[('    for (int o = 16; o > 0; o >>= 1)', '    for (int o = 16; o > 1; o >>= 1)')]"
+"rms_barrier_red#add_rmsnorm.cu#add_rmsnorm#block sum: barrier between writing and reading the warp sums removed#[('    __syncthreads();\n    float s = 0.0f;', '    float s = 0.0f;')]"
+"pool_barrier_red#pool_normalize.cu#pool_normalize#block sum: barrier before reusing red[] removed (a fast warp overwrites a sum a slow one has not read)#[('    __syncthreads(); /* earlier readers of red are done */\n', '')]"
 "pool_wrong_row#pool_normalize.cu#pool_normalize#pool reads the first row of each sequence, not the last#[('const size_t r = (size_t)cu_seqlens[s + 1] - 1;', 'const size_t r = (size_t)cu_seqlens[s];')]"
 "swiglu_gate_up#swiglu.cu#swiglu#gate and up swapped#[('bf16x8_to_f32(__ldg(gu + gi), g);', 'bf16x8_to_f32(__ldg(gu + gi), u);'), ('bf16x8_to_f32(__ldg(gu + gi + chunks), u);', 'bf16x8_to_f32(__ldg(gu + gi + chunks), g);')]"
 "embed_half_order#embed_gather.cu#embed_gather#bf16 pair unpacked high half first#[('make_float4(__uint_as_float(v.x << 16), __uint_as_float(v.x & 0xffff0000u),', 'make_float4(__uint_as_float(v.x & 0xffff0000u), __uint_as_float(v.x << 16),')]"
