@@ -17,7 +17,8 @@
  * Usage: emu_test [--seed N] [--only OP] [--quick]
  *   --only OP  run one op's cases (embed_gather, add_rmsnorm, qk_norm_rope,
  *              attention, swiglu, pool_normalize, config)
- *   --quick    the attention cases without the 1000-token sequences
+ *   --quick    without the three 1000-token attention cases (the
+ *              worker-like batch with a 1000-token document stays)
  * Exit: 0 all pass, 1 any failure, 2 usage.
  */
 #include <math.h>
