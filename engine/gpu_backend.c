@@ -268,8 +268,9 @@ static mem_plan make_plan(const qw_config *c, int max_tokens, int max_seq_len, b
     p.scratch = attn_side > mlp_side ? attn_side : mlp_side;
     p.activations = p.x + p.xn + p.y + p.scratch;
     p.rope = align_up((uint64_t)max_seq_len * (hd / 2) * 2 * 4);
-    /* ids | pos | cu_seqlens | dims | attention work list (<= t items of 2) */
-    p.meta = align_up((6 * t + 1) * 4);
+    /* ids | pos | cu_seqlens | dims | pad | attention work list (<= t items
+     * of 2, at an even offset: the kernel reads an item as one int2) */
+    p.meta = align_up((6 * t + 2) * 4);
     p.pool = align_up((uint64_t)POOL_CHUNK * h * 4) + align_up(POOL_CHUNK * 4);
     p.lt = twin ? 0 : LT_WORKSPACE;
     p.workspace = p.rope + p.meta + p.pool + p.lt;
@@ -742,12 +743,14 @@ int gpu_backend_embed(gpu_backend *b, const int32_t *ids, const int32_t *cu_seql
         h_dims[s] = d < 1 || d > H ? H : d;
     }
     memcpy(h_cu, cu_seqlens, (size_t)(n_seqs + 1) * 4);
-    int32_t *h_work = h_dims + n_seqs;
+    const size_t work_off = (size_t)(2 * T + 2 * n_seqs + 2); /* even: 8-byte aligned */
+    int32_t *h_work = b->h_meta + work_off;
+    h_work[-1] = 0; /* the pad */
     const int n_work = eqk_attention_work(h_cu, n_seqs, h_work);
     b->attn_blocks = (int64_t)n_work * b->cfg.n_heads;
-    const size_t meta_n = (size_t)(2 * T + 2 * n_seqs + 1) + 2 * (size_t)n_work;
+    const size_t meta_n = work_off + 2 * (size_t)n_work;
     int32_t *d_ids = b->d_meta, *d_pos = d_ids + T, *d_cu = d_pos + T, *d_dims = d_cu + n_seqs + 1;
-    int32_t *d_work = d_dims + n_seqs;
+    int32_t *d_work = b->d_meta + work_off;
     (void)d_dims; /* read by the CUDA pool kernel only */
     if (to_dev(b, b->d_meta, b->h_meta, meta_n * 4) != 0) goto dev_err;
 

@@ -148,8 +148,11 @@ __global__ void __launch_bounds__(NTHREADS)
     constexpr int NT_S = BN / 8;   /* n8 tiles of S        */
     constexpr int NT_O = D / 8;    /* n8 tiles of O        */
 
-    const int seq = work[2 * blockIdx.x];
-    const int mb = work[2 * blockIdx.x + 1];
+    /* one 8-byte load (sm_90 ptxas: two 4-byte loads spilled 24 bytes at hd
+     * 32; this spills 8 at hd 64; docs/kernels.md) */
+    const int2 item = __ldg(reinterpret_cast<const int2 *>(work) + blockIdx.x);
+    const int seq = item.x;
+    const int mb = item.y;
     const int h = blockIdx.y;
     const int start = cu_seqlens[seq];
     const int len = cu_seqlens[seq + 1] - start;
@@ -366,7 +369,7 @@ extern "C" cudaError_t eqk_attention(const eqk_bf16 *qkv, const int32_t *cu_seql
 {
     if (n_work <= 0) return cudaSuccess;
     if (n_kv_heads <= 0 || n_heads % n_kv_heads != 0) return cudaErrorInvalidValue;
-    if (n_heads > 65535) return cudaErrorInvalidValue;
+    if (n_heads > 65535 || ((uintptr_t)work & 7)) return cudaErrorInvalidValue;
     const bf16 *q = reinterpret_cast<const bf16 *>(qkv);
     bf16 *o = reinterpret_cast<bf16 *>(out);
     switch (head_dim) {

@@ -65,7 +65,8 @@ cudaError_t eqk_qk_norm_rope(eqk_bf16 *qkv, const int32_t *pos, int n_tokens, in
 /* Causal GQA attention over packed variable-length sequences, flash style
  * (O(n) memory, tensor cores, fp32 softmax and accumulation).
  * qkv: as above (already normed and rotated); cu_seqlens: (n_seqs+1) device
- * offsets, cu_seqlens[0] = 0; work: (2 * n_work) device int32, the list of
+ * offsets, cu_seqlens[0] = 0; work: (2 * n_work) device int32, 8-byte
+ * aligned (cudaErrorInvalidValue otherwise), the list of
  * (sequence, 64-row query block) items eqk_attention_work (twins.h) builds
  * on the host from the same cu_seqlens, longest first; one block per item
  * and head; out: (n_tokens, n_heads*head_dim) bf16, where for token

@@ -423,7 +423,8 @@ static void t_config()
         eqk_embed_gather(b.data() + 1, i.data(), 1, 8, f.data(), nullptr) == inv &&
         eqk_add_rmsnorm(f.data(), nullptr, f.data(), 1, 12, 1e-6f, b.data(), nullptr) == inv &&
         eqk_attention(b.data(), i.data(), i.data(), 1, 3, 2, 32, b.data(), nullptr) == inv &&
-        eqk_attention(b.data(), i.data(), i.data(), 1, 2, 1, 48, b.data(), nullptr) == inv;
+        eqk_attention(b.data(), i.data(), i.data(), 1, 2, 1, 48, b.data(), nullptr) == inv &&
+        eqk_attention(b.data(), i.data(), i.data() + 1, 1, 2, 1, 32, b.data(), nullptr) == inv;
     (ok2 ? g_pass : g_fail)++;
     printf("%-15s %-44s %s\n", "(all)", "bad arguments: cudaErrorInvalidValue",
            ok2 ? "PASS" : "FAIL");
