@@ -99,6 +99,9 @@ typedef struct {
     uint64_t workspace_bytes;  /* GEMM workspace, tables                      */
     uint64_t device_total;     /* GPU memory in all (0 on the CPU)            */
     uint64_t device_used;      /* GPU memory in use now, all processes        */
+    int64_t attention_blocks;  /* CUDA plan (cuda, twin): attention blocks per
+                                  layer in the last batch, one per (sequence,
+                                  64-query block, head); 0 on the CPU        */
 } eq_info;
 
 /* Fills *info. eq_engine must have been opened with weights. */

@@ -85,14 +85,15 @@ struct gpu_backend {
     float *x;
     eqk_bf16 *xn, *y, *qkv, *att, *gu, *act;
     float *rope;
-    int32_t *d_meta;          /* ids | pos | cu_seqlens | dims, per batch   */
+    int32_t *d_meta;          /* ids | pos | cu | dims | attention work     */
     float *d_pool;            /* POOL_CHUNK x hidden                        */
     int32_t *d_bad;           /* POOL_CHUNK                                 */
     int32_t *h_meta;          /* pinned host staging for d_meta             */
     float *h_pool;            /* pinned host copy of d_pool                 */
     int32_t *h_bad;
 
-    bool failed; /* a device error happened: no more work */
+    int64_t attn_blocks; /* attention blocks per layer of the last batch */
+    bool failed;         /* a device error happened: no more work */
     char fail_msg[512];
     int device;
     char device_name[128];
@@ -267,7 +268,9 @@ static mem_plan make_plan(const qw_config *c, int max_tokens, int max_seq_len, b
     p.scratch = attn_side > mlp_side ? attn_side : mlp_side;
     p.activations = p.x + p.xn + p.y + p.scratch;
     p.rope = align_up((uint64_t)max_seq_len * (hd / 2) * 2 * 4);
-    p.meta = align_up((4 * t + 1) * 4);
+    /* ids | pos | cu_seqlens | dims | pad | attention work list (<= t items
+     * of 2, at an even offset: the kernel reads an item as one int2) */
+    p.meta = align_up((6 * t + 2) * 4);
     p.pool = align_up((uint64_t)POOL_CHUNK * h * 4) + align_up(POOL_CHUNK * 4);
     p.lt = twin ? 0 : LT_WORKSPACE;
     p.workspace = p.rope + p.meta + p.pool + p.lt;
@@ -523,7 +526,7 @@ static int cuda_open(gpu_backend *b, char *err, size_t errlen)
     cublasComputeType_t ct = CUBLAS_COMPUTE_32F;
     cudaDataType_t st = CUDA_R_32F;
     cublasOperation_t ta = CUBLAS_OP_T, tb = CUBLAS_OP_N;
-    if (CU(b, cudaStreamCreateWithFlags(&b->stream, cudaStreamNonBlocking)) ||
+    if (CU(b, eqk_init()) || CU(b, cudaStreamCreateWithFlags(&b->stream, cudaStreamNonBlocking)) ||
         LT(b, cublasLtCreate(&b->lt)) || LT(b, cublasLtMatmulDescCreate(&b->mm, ct, st)) ||
         LT(b, cublasLtMatmulDescSetAttribute(b->mm, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof ta)) ||
         LT(b, cublasLtMatmulDescSetAttribute(b->mm, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof tb)) ||
@@ -665,7 +668,7 @@ void gpu_backend_free(gpu_backend *b)
 /* ---- the forward pass ------------------------------------------------------ */
 
 static int forward(gpu_backend *b, int T, const int32_t *d_ids, const int32_t *d_pos,
-                   const int32_t *d_cu, int n_seqs, int max_len)
+                   const int32_t *d_cu, int n_seqs, int max_len, const int32_t *d_work, int n_work)
 {
     const qw_config *c = &b->cfg;
     const int H = c->hidden, I = c->intermediate, hd = c->head_dim;
@@ -675,6 +678,8 @@ static int forward(gpu_backend *b, int T, const int32_t *d_ids, const int32_t *d
     (void)h_cu; /* each is used by one of the two executors only */
     (void)d_cu;
     (void)max_len;
+    (void)d_work;
+    (void)n_work;
 
     if (OP(b, eqt_embed_gather(b->embed, d_ids, T, H, b->x),
            eqk_embed_gather(b->embed, d_ids, T, H, b->x, b->stream)))
@@ -691,7 +696,7 @@ static int forward(gpu_backend *b, int T, const int32_t *d_ids, const int32_t *d
                eqk_qk_norm_rope(b->qkv, d_pos, T, nh, nkv, hd, g->q_norm, g->k_norm, eps,
                                 b->rope, b->stream)) ||
             OP(b, eqt_attention(b->qkv, h_cu, n_seqs, max_len, nh, nkv, hd, b->att),
-               eqk_attention(b->qkv, d_cu, n_seqs, max_len, nh, nkv, hd, b->att, b->stream)) ||
+               eqk_attention(b->qkv, d_cu, d_work, n_work, nh, nkv, hd, b->att, b->stream)) ||
             gemm(b, b->att, g->wo, T, H, b->natt, b->y) ||
             OP(b, eqt_add_rmsnorm(b->x, b->y, g->post_norm, T, H, eps, b->xn),
                eqk_add_rmsnorm(b->x, b->y, g->post_norm, T, H, eps, b->xn, b->stream)) ||
@@ -721,7 +726,9 @@ int gpu_backend_embed(gpu_backend *b, const int32_t *ids, const int32_t *cu_seql
         return eq_err(err, errlen, "%s", b->fail_msg);
 #endif
 
-    /* Batch metadata, staged in one pinned buffer: ids | pos | cu | dims. */
+    /* Batch metadata, staged in one pinned buffer: ids | pos | cu | dims |
+     * the attention work list (eqk_attention_work: (sequence, query block)
+     * items, longest first; at most T of them). */
     int32_t *h_ids = b->h_meta, *h_pos = h_ids + T, *h_cu = h_pos + T, *h_dims = h_cu + n_seqs + 1;
     memcpy(h_ids, ids, (size_t)T * 4);
     int max_len = 0;
@@ -736,12 +743,18 @@ int gpu_backend_embed(gpu_backend *b, const int32_t *ids, const int32_t *cu_seql
         h_dims[s] = d < 1 || d > H ? H : d;
     }
     memcpy(h_cu, cu_seqlens, (size_t)(n_seqs + 1) * 4);
-    const size_t meta_n = (size_t)(2 * T + 2 * n_seqs + 1);
+    const size_t work_off = (size_t)(2 * T + 2 * n_seqs + 2); /* even: 8-byte aligned */
+    int32_t *h_work = b->h_meta + work_off;
+    h_work[-1] = 0; /* the pad */
+    const int n_work = eqk_attention_work(h_cu, n_seqs, h_work);
+    b->attn_blocks = (int64_t)n_work * b->cfg.n_heads;
+    const size_t meta_n = work_off + 2 * (size_t)n_work;
     int32_t *d_ids = b->d_meta, *d_pos = d_ids + T, *d_cu = d_pos + T, *d_dims = d_cu + n_seqs + 1;
+    int32_t *d_work = b->d_meta + work_off;
     (void)d_dims; /* read by the CUDA pool kernel only */
     if (to_dev(b, b->d_meta, b->h_meta, meta_n * 4) != 0) goto dev_err;
 
-    if (forward(b, T, d_ids, d_pos, d_cu, n_seqs, max_len) != 0) goto dev_err;
+    if (forward(b, T, d_ids, d_pos, d_cu, n_seqs, max_len, d_work, n_work) != 0) goto dev_err;
 
     /* Pool in chunks so the pinned copy-back buffer stays small. */
     for (int s0 = 0; s0 < n_seqs; s0 += POOL_CHUNK) {
@@ -782,6 +795,7 @@ void gpu_backend_info(const gpu_backend *b, eq_info *info)
     info->weight_bytes = b->plan.weights;
     info->activation_bytes = b->plan.activations;
     info->workspace_bytes = b->plan.workspace;
+    info->attention_blocks = b->attn_blocks;
 #ifdef EMBEDQ_HAVE_CUDA
     if (!b->twin) {
         size_t f = 0, t = 0;

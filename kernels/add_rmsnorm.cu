@@ -18,6 +18,7 @@
 
 #include "bf16_vec.cuh"
 #include "kernels.h"
+#include "launch.cuh"
 
 namespace
 {
@@ -139,12 +140,12 @@ void launch(float *x, const eqk_bf16 *y, const float *w, int n_tokens, int chunk
     const float inv_hidden = 1.0f / (float)(chunks * 8);
     const float4 *w4 = reinterpret_cast<const float4 *>(w);
     if (y)
-        k_add_rmsnorm<C, true>
-            <<<n_tokens, threads, 0, stream>>>(x, reinterpret_cast<const uint4 *>(y), w4, chunks,
-                                               inv_hidden, eps, reinterpret_cast<uint4 *>(out));
+        EQK_LAUNCH((k_add_rmsnorm<C, true>), n_tokens, threads, 0, stream, x,
+                   reinterpret_cast<const uint4 *>(y), w4, chunks, inv_hidden, eps,
+                   reinterpret_cast<uint4 *>(out));
     else
-        k_add_rmsnorm<C, false><<<n_tokens, threads, 0, stream>>>(
-            x, nullptr, w4, chunks, inv_hidden, eps, reinterpret_cast<uint4 *>(out));
+        EQK_LAUNCH((k_add_rmsnorm<C, false>), n_tokens, threads, 0, stream, x, nullptr, w4, chunks,
+                   inv_hidden, eps, reinterpret_cast<uint4 *>(out));
 }
 
 /* 16-byte vector accesses: every pointer must be 16-byte aligned (cudaMalloc

@@ -12,9 +12,13 @@
  * rounded to bf16 for the P V product, as FlashAttention does. Memory is
  * O(n): nothing of size n^2 is ever stored.
  *
- * Grid: (n_seqs, n_heads, ceil(max_seqlen / 64)); the query-block index
- * runs backwards so the longest causal blocks start first. Blocks past a
- * sequence's end return at once. Shared memory: two stages of K and V
+ * Grid: (n_work, n_heads) over a work list the host builds per batch
+ * (eqk_attention_work, twins.c): one item per (sequence, query block) that
+ * exists, longest first, so the blocks that walk the most key tiles start
+ * first and no block is launched for a query block past a sequence's end.
+ * (A grid of n_seqs x ceil(max_seqlen / 64) blocks left over 99% of them
+ * idle on a batch of one 8192-token document and hundreds of short chunks,
+ * each still holding a slot sized for its shared memory.) Shared memory: two stages of K and V
  * tiles, rows padded by 16 bytes so that ldmatrix's 8 row addresses fall in
  * distinct banks; Q is staged once in the second stage's K tile.
  */
@@ -24,6 +28,7 @@
 
 #include "bf16_vec.cuh"
 #include "kernels.h"
+#include "launch.cuh"
 
 namespace
 {
@@ -49,41 +54,69 @@ __device__ __forceinline__ uint32_t smem_u32(const void *p)
 /* 16-byte async copy; src_bytes 0 zero-fills the destination. */
 __device__ __forceinline__ void cp_async16(uint32_t dst, const void *src, int src_bytes)
 {
+#ifdef EQK_EMU
+    eqk_emu::cp_async16(dst, src, src_bytes);
+#else
     asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src),
                  "r"(src_bytes));
+#endif
 }
 __device__ __forceinline__ void cp_async_commit()
 {
+#ifdef EQK_EMU
+    eqk_emu::cp_async_commit();
+#else
     asm volatile("cp.async.commit_group;\n" ::);
+#endif
 }
 template <int N> __device__ __forceinline__ void cp_async_wait()
 {
+#ifdef EQK_EMU
+    eqk_emu::cp_async_wait(N);
+#else
     asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
+#endif
 }
 
 __device__ __forceinline__ void ldsm_x4(uint32_t &r0, uint32_t &r1, uint32_t &r2, uint32_t &r3,
                                         uint32_t addr)
 {
+#ifdef EQK_EMU
+    uint32_t r[4];
+    eqk_emu::ldmatrix_x4(false, addr, r);
+    r0 = r[0], r1 = r[1], r2 = r[2], r3 = r[3];
+#else
     asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
                  : "=r"(r0), "=r"(r1), "=r"(r2), "=r"(r3)
                  : "r"(addr));
+#endif
 }
 __device__ __forceinline__ void ldsm_x4_t(uint32_t &r0, uint32_t &r1, uint32_t &r2, uint32_t &r3,
                                           uint32_t addr)
 {
+#ifdef EQK_EMU
+    uint32_t r[4];
+    eqk_emu::ldmatrix_x4(true, addr, r);
+    r0 = r[0], r1 = r[1], r2 = r[2], r3 = r[3];
+#else
     asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
                  : "=r"(r0), "=r"(r1), "=r"(r2), "=r"(r3)
                  : "r"(addr));
+#endif
 }
 
 /* c += a (16x16, row) * b (16x8, col); bf16 in, fp32 accumulate. */
 __device__ __forceinline__ void mma16816(float (&c)[4], const uint32_t (&a)[4], uint32_t b0,
                                          uint32_t b1)
 {
+#ifdef EQK_EMU
+    eqk_emu::mma_m16n8k16_bf16(c, a, b0, b1);
+#else
     asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 "
                  "{%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
                  : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
                  : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+#endif
 }
 
 /* Copies rows [0, 64) x D of a tile whose row r starts at src + r*ld; rows
@@ -106,7 +139,8 @@ __device__ __forceinline__ void load_tile(bf16 *dst, const bf16 *src, int ld, in
 template <int D>
 __global__ void __launch_bounds__(NTHREADS)
     attention_kernel(const bf16 *__restrict__ qkv, const int32_t *__restrict__ cu_seqlens,
-                     int n_heads, int n_kv_heads, float scale_log2, bf16 *__restrict__ out)
+                     const int32_t *__restrict__ work, int n_heads, int n_kv_heads,
+                     float scale_log2, bf16 *__restrict__ out)
 {
     constexpr int LDS = Tile<D>::LDS;
     constexpr int ELEMS = Tile<D>::ELEMS;
@@ -114,9 +148,12 @@ __global__ void __launch_bounds__(NTHREADS)
     constexpr int NT_S = BN / 8;   /* n8 tiles of S        */
     constexpr int NT_O = D / 8;    /* n8 tiles of O        */
 
-    const int seq = blockIdx.x;
+    /* one 8-byte load (sm_90 ptxas: two 4-byte loads spilled 24 bytes at hd
+     * 32; this spills 8 at hd 64; docs/kernels.md) */
+    const int2 item = __ldg(reinterpret_cast<const int2 *>(work) + blockIdx.x);
+    const int seq = item.x;
+    const int mb = item.y;
     const int h = blockIdx.y;
-    const int mb = gridDim.z - 1 - blockIdx.z;
     const int start = cu_seqlens[seq];
     const int len = cu_seqlens[seq + 1] - start;
     const int m0 = mb * BM;
@@ -129,7 +166,7 @@ __global__ void __launch_bounds__(NTHREADS)
     const bf16 *kg = qkv + (size_t)start * ld + (size_t)(n_heads + kvh) * D;
     const bf16 *vg = qkv + (size_t)start * ld + (size_t)(n_heads + n_kv_heads + kvh) * D;
 
-    extern __shared__ __align__(16) unsigned char smem_raw[];
+    EQK_DYNAMIC_SHARED(unsigned char, smem_raw);
     bf16 *const smem = reinterpret_cast<bf16 *>(smem_raw);
     /* stage s: K at smem + 2*s*ELEMS, V right after it */
     bf16 *const sQ = smem + 2 * ELEMS; /* stage 1's K tile, free before the loop */
@@ -294,42 +331,54 @@ __global__ void __launch_bounds__(NTHREADS)
     }
 }
 
+/* Above 48 KB of dynamic shared memory a kernel must be allowed it once
+ * per device (eqk_init). */
+template <int D> cudaError_t allow_smem()
+{
+    const size_t smem = Tile<D>::SMEM;
+    if (smem <= 48 * 1024) return cudaSuccess;
+    return cudaFuncSetAttribute(attention_kernel<D>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                (int)smem);
+}
+
 template <int D>
-cudaError_t launch(const bf16 *qkv, const int32_t *cu_seqlens, int n_seqs, int max_seqlen,
+cudaError_t launch(const bf16 *qkv, const int32_t *cu_seqlens, const int32_t *work, int n_work,
                    int n_heads, int n_kv_heads, bf16 *out, cudaStream_t stream)
 {
     const size_t smem = Tile<D>::SMEM;
-    if (smem > 48 * 1024) {
-        /* Per-function attribute; setting it again is harmless. */
-        cudaError_t e = cudaFuncSetAttribute(
-            attention_kernel<D>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
-        if (e != cudaSuccess) return e;
-    }
-    const dim3 grid((unsigned)n_seqs, (unsigned)n_heads, (unsigned)((max_seqlen + BM - 1) / BM));
+    const dim3 grid((unsigned)n_work, (unsigned)n_heads);
     const float scale_log2 = (float)(1.4426950408889634 / sqrt((double)D));
-    attention_kernel<D>
-        <<<grid, NTHREADS, smem, stream>>>(qkv, cu_seqlens, n_heads, n_kv_heads, scale_log2, out);
+    EQK_LAUNCH((attention_kernel<D>), grid, NTHREADS, smem, stream, qkv, cu_seqlens, work, n_heads,
+               n_kv_heads, scale_log2, out);
     return cudaGetLastError();
 }
 
 } // namespace
 
-extern "C" cudaError_t eqk_attention(const eqk_bf16 *qkv, const int32_t *cu_seqlens, int n_seqs,
-                                     int max_seqlen, int n_heads, int n_kv_heads, int head_dim,
-                                     eqk_bf16 *out, cudaStream_t stream)
+extern "C" cudaError_t eqk_init(void)
 {
-    if (n_seqs <= 0 || max_seqlen <= 0) return cudaSuccess;
+    cudaError_t e = allow_smem<32>();
+    if (e == cudaSuccess) e = allow_smem<64>();
+    if (e == cudaSuccess) e = allow_smem<128>();
+    return e;
+}
+
+extern "C" cudaError_t eqk_attention(const eqk_bf16 *qkv, const int32_t *cu_seqlens,
+                                     const int32_t *work, int n_work, int n_heads, int n_kv_heads,
+                                     int head_dim, eqk_bf16 *out, cudaStream_t stream)
+{
+    if (n_work <= 0) return cudaSuccess;
     if (n_kv_heads <= 0 || n_heads % n_kv_heads != 0) return cudaErrorInvalidValue;
-    if ((max_seqlen + BM - 1) / BM > 65535 || n_heads > 65535) return cudaErrorInvalidValue;
+    if (n_heads > 65535 || ((uintptr_t)work & 7)) return cudaErrorInvalidValue;
     const bf16 *q = reinterpret_cast<const bf16 *>(qkv);
     bf16 *o = reinterpret_cast<bf16 *>(out);
     switch (head_dim) {
     case 32:
-        return launch<32>(q, cu_seqlens, n_seqs, max_seqlen, n_heads, n_kv_heads, o, stream);
+        return launch<32>(q, cu_seqlens, work, n_work, n_heads, n_kv_heads, o, stream);
     case 64:
-        return launch<64>(q, cu_seqlens, n_seqs, max_seqlen, n_heads, n_kv_heads, o, stream);
+        return launch<64>(q, cu_seqlens, work, n_work, n_heads, n_kv_heads, o, stream);
     case 128:
-        return launch<128>(q, cu_seqlens, n_seqs, max_seqlen, n_heads, n_kv_heads, o, stream);
+        return launch<128>(q, cu_seqlens, work, n_work, n_heads, n_kv_heads, o, stream);
     default:
         return cudaErrorInvalidValue;
     }

@@ -10,6 +10,7 @@
 #include <cuda_bf16.h>
 
 #include "kernels.h"
+#include "launch.cuh"
 
 namespace
 {
@@ -53,8 +54,8 @@ extern "C" cudaError_t eqk_embed_gather(const eqk_bf16 *table, const int32_t *id
     if (n_tokens <= 0 || hidden <= 0) return cudaSuccess;
     if (hidden % 8 || !aligned16(table) || !aligned16(x)) return cudaErrorInvalidValue;
     const unsigned blocks = (unsigned)((n_tokens + kRowsPerBlock - 1) / kRowsPerBlock);
-    k_embed_gather<<<blocks, kThreads, 0, stream>>>(reinterpret_cast<const uint4 *>(table), ids,
-                                                    n_tokens, hidden / 8,
-                                                    reinterpret_cast<float4 *>(x));
+    EQK_LAUNCH((k_embed_gather), blocks, kThreads, 0, stream,
+               reinterpret_cast<const uint4 *>(table), ids, n_tokens, hidden / 8,
+               reinterpret_cast<float4 *>(x));
     return cudaGetLastError();
 }

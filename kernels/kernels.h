@@ -27,6 +27,11 @@ extern "C" {
 
 typedef uint16_t eqk_bf16;
 
+/* Once per device (after cudaSetDevice), before any launch: sets the
+ * per-function attributes the kernels need (attention's dynamic shared
+ * memory above 48 KB), so that launches do not set them again. */
+cudaError_t eqk_init(void);
+
 /* x[t][j] = float(table[ids[t]][j])  for t < n_tokens, j < hidden.
  * table: (vocab, hidden) bf16; x: (n_tokens, hidden) fp32. */
 cudaError_t eqk_embed_gather(const eqk_bf16 *table, const int32_t *ids, int n_tokens, int hidden,
@@ -60,17 +65,20 @@ cudaError_t eqk_qk_norm_rope(eqk_bf16 *qkv, const int32_t *pos, int n_tokens, in
 /* Causal GQA attention over packed variable-length sequences, flash style
  * (O(n) memory, tensor cores, fp32 softmax and accumulation).
  * qkv: as above (already normed and rotated); cu_seqlens: (n_seqs+1) device
- * offsets, cu_seqlens[0] = 0; max_seqlen: the longest sequence (host value,
- * sizes the grid); out: (n_tokens, n_heads*head_dim) bf16, where for token
+ * offsets, cu_seqlens[0] = 0; work: (2 * n_work) device int32, 8-byte
+ * aligned (cudaErrorInvalidValue otherwise), the list of
+ * (sequence, 64-row query block) items eqk_attention_work (twins.h) builds
+ * on the host from the same cu_seqlens, longest first; one block per item
+ * and head; out: (n_tokens, n_heads*head_dim) bf16, where for token
  * t = cu_seqlens[s] + i and head h, with g = h / (n_heads/n_kv_heads):
  *   out[t][h*hd + d] = bf16( sum_{j<=i} p_j * v_j[d] ),
  *   p = softmax_j( (q_i . k_j) / sqrt(hd) ) over j in 0..i (fp32),
  * q_i, k_j, v_j the bf16 values of head h (q) and kv head g (k, v) of the
  * sequence's tokens i and j. head_dim in {32, 64, 128}; n_heads a multiple
  * of n_kv_heads; any sequence length from 1 to 32768 and beyond. */
-cudaError_t eqk_attention(const eqk_bf16 *qkv, const int32_t *cu_seqlens, int n_seqs,
-                          int max_seqlen, int n_heads, int n_kv_heads, int head_dim,
-                          eqk_bf16 *out, cudaStream_t stream);
+cudaError_t eqk_attention(const eqk_bf16 *qkv, const int32_t *cu_seqlens, const int32_t *work,
+                          int n_work, int n_heads, int n_kv_heads, int head_dim, eqk_bf16 *out,
+                          cudaStream_t stream);
 
 /* SwiGLU on the fused gate/up activation. gu: (n_tokens, 2*inter) bf16, gate
  * in columns [0, inter), up in [inter, 2*inter). With g, u as float:

@@ -22,6 +22,7 @@
 
 #include "bf16_vec.cuh"
 #include "kernels.h"
+#include "launch.cuh"
 
 namespace
 {
@@ -138,10 +139,10 @@ extern "C" cudaError_t eqk_pool_normalize(const float *x, const eqk_bf16 *y, con
     const float4 *w4 = reinterpret_cast<const float4 *>(w);
     float4 *o4 = reinterpret_cast<float4 *>(out);
     if (y)
-        k_pool_normalize<true><<<n_seqs, kThreads, 0, stream>>>(
-            x4, reinterpret_cast<const uint4 *>(y), w4, cu_seqlens, dims, hidden, eps, o4, bad);
+        EQK_LAUNCH((k_pool_normalize<true>), n_seqs, kThreads, 0, stream, x4,
+                   reinterpret_cast<const uint4 *>(y), w4, cu_seqlens, dims, hidden, eps, o4, bad);
     else
-        k_pool_normalize<false><<<n_seqs, kThreads, 0, stream>>>(x4, nullptr, w4, cu_seqlens, dims,
-                                                                 hidden, eps, o4, bad);
+        EQK_LAUNCH((k_pool_normalize<false>), n_seqs, kThreads, 0, stream, x4, nullptr, w4,
+                   cu_seqlens, dims, hidden, eps, o4, bad);
     return cudaGetLastError();
 }

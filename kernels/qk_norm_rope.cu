@@ -25,6 +25,7 @@
 
 #include "bf16_vec.cuh"
 #include "kernels.h"
+#include "launch.cuh"
 
 namespace
 {
@@ -111,10 +112,10 @@ void launch(eqk_bf16 *qkv, const int32_t *pos, int n_tokens, int n_heads, int n_
     }
     const unsigned blocks = (unsigned)((n_tokens + tok_per_block - 1) / tok_per_block);
     const int ld_chunks = (heads + n_kv_heads) * HD / 8;
-    k_qk_norm_rope<HD><<<blocks, threads, 0, stream>>>(
-        reinterpret_cast<uint4 *>(qkv), pos, n_tokens, heads, n_heads, ld_chunks, tok_per_block,
-        reinterpret_cast<const float4 *>(q_w), reinterpret_cast<const float4 *>(k_w), eps,
-        reinterpret_cast<const float4 *>(rope_cs));
+    EQK_LAUNCH((k_qk_norm_rope<HD>), blocks, threads, 0, stream, reinterpret_cast<uint4 *>(qkv),
+               pos, n_tokens, heads, n_heads, ld_chunks, tok_per_block,
+               reinterpret_cast<const float4 *>(q_w), reinterpret_cast<const float4 *>(k_w), eps,
+               reinterpret_cast<const float4 *>(rope_cs));
 }
 
 /* 16-byte vector accesses: every pointer must be 16-byte aligned (cudaMalloc

@@ -15,6 +15,7 @@
 
 #include "bf16_vec.cuh"
 #include "kernels.h"
+#include "launch.cuh"
 
 namespace
 {
@@ -65,9 +66,10 @@ extern "C" cudaError_t eqk_swiglu(const eqk_bf16 *gu, int n_tokens, int inter, e
     uint4 *o = reinterpret_cast<uint4 *>(out);
     /* gi = c + t*chunks < 2 * total must fit the index type too */
     if (2 * total + (unsigned long long)blocks * kThreads < (1ull << 32))
-        k_swiglu<uint32_t>
-            <<<blocks, kThreads, 0, stream>>>(g, (uint32_t)total, (uint32_t)chunks, o);
+        EQK_LAUNCH((k_swiglu<uint32_t>), blocks, kThreads, 0, stream, g, (uint32_t)total,
+                   (uint32_t)chunks, o);
     else
-        k_swiglu<unsigned long long><<<blocks, kThreads, 0, stream>>>(g, total, chunks, o);
+        EQK_LAUNCH((k_swiglu<unsigned long long>), blocks, kThreads, 0, stream, g, total, chunks,
+                   o);
     return cudaGetLastError();
 }

@@ -238,6 +238,26 @@ void eqt_pool_normalize(const float *x, const eqk_bf16 *y, const float *w,
     free(h);
 }
 
+int eqk_attention_work(const int32_t *cu_seqlens, int n_seqs, int32_t *work)
+{
+    int max_blocks = 0;
+    for (int s = 0; s < n_seqs; s++) {
+        const int nb = (cu_seqlens[s + 1] - cu_seqlens[s] + 63) / 64;
+        if (nb > max_blocks) max_blocks = nb;
+    }
+    /* query block mb of every sequence that has one, mb from the last down:
+     * O(n_seqs * max_blocks), a few hundred thousand steps at most */
+    int n = 0;
+    for (int mb = max_blocks - 1; mb >= 0; mb--)
+        for (int s = 0; s < n_seqs; s++)
+            if (mb * 64 < cu_seqlens[s + 1] - cu_seqlens[s]) {
+                work[2 * n] = s;
+                work[2 * n + 1] = mb;
+                n++;
+            }
+    return n;
+}
+
 /* Rows of a handled together, and output columns per block: the block's
  * slice of w^T (GEMM_NB x k fp32) is reused by GEMM_MB rows, and the
  * accumulators (GEMM_MB x GEMM_NB) stay in L1. */

@@ -27,8 +27,8 @@ void eqt_embed_gather(const eqk_bf16 *table, const int32_t *ids, int n_tokens, i
                       float *x);
 void eqt_add_rmsnorm(float *x, const eqk_bf16 *y, const float *w, int n_tokens, int hidden,
                      float eps, eqk_bf16 *out);
-void eqt_qk_norm_rope(eqk_bf16 *qkv, const int32_t *pos, int n_tokens, int n_heads,
-                      int n_kv_heads, int head_dim, const float *q_w, const float *k_w, float eps,
+void eqt_qk_norm_rope(eqk_bf16 *qkv, const int32_t *pos, int n_tokens, int n_heads, int n_kv_heads,
+                      int head_dim, const float *q_w, const float *k_w, float eps,
                       const float *rope_cs);
 /* cu_seqlens is a host array here; max_seqlen is accepted and unused. */
 void eqt_attention(const eqk_bf16 *qkv, const int32_t *cu_seqlens, int n_seqs, int max_seqlen,
@@ -37,6 +37,16 @@ void eqt_swiglu(const eqk_bf16 *gu, int n_tokens, int inter, eqk_bf16 *out);
 void eqt_pool_normalize(const float *x, const eqk_bf16 *y, const float *w,
                         const int32_t *cu_seqlens, const int32_t *dims, int n_seqs, int hidden,
                         float eps, float *out, int32_t *bad);
+
+/* The work list of eqk_attention (kernels.h), built on the host: one item
+ * per (sequence, 64-row query block), stored as the pair (sequence, query
+ * block) in work[2i], work[2i+1], longest first (query block index
+ * descending: those blocks walk the most key tiles, so they start first).
+ * cu_seqlens: host offsets of n_seqs sequences, each of length >= 1.
+ * work: room for 2 * cu_seqlens[n_seqs] values (a block covers at least one
+ * token, so there are at most that many items). Returns the item count. No
+ * allocation. */
+int eqk_attention_work(const int32_t *cu_seqlens, int n_seqs, int32_t *work);
 
 /* The GEMM the CUDA backend runs through cuBLASLt: a (m, k) activations
  * times w (n, k) weights transposed, fp32 accumulation, bf16 out (m, n):

@@ -435,20 +435,24 @@ static void fmt_bytes(char *b, size_t n, uint64_t v)
 
 static void print_header(void)
 {
-    printf("%-9s %6s %7s %5s %12s %10s %9s %9s %9s %8s %6s %10s\n", "workload", "seqs/b", "tok/b",
-           "iters", "tokens/s", "seqs/s", "med ms", "p99 ms", "GFLOP/tok", "TFLOP/s", "MFU",
-           "dev used");
+    printf("%-9s %6s %7s %5s %12s %10s %9s %9s %9s %8s %6s %10s %9s\n", "workload", "seqs/b",
+           "tok/b", "iters", "tokens/s", "seqs/s", "med ms", "p99 ms", "GFLOP/tok", "TFLOP/s",
+           "MFU", "dev used", "attn blk");
 }
 
 static void print_row(const workload *w, const bench_result *r, double gemm, const eq_info *info)
 {
     const double tps = r->tokens / r->seconds, tf = r->flops / r->seconds * 1e-12;
-    char mfu[16] = "n/a", used[32] = "-";
+    char mfu[16] = "n/a", used[32] = "-", blk[24] = "-";
     if (gemm > 0) snprintf(mfu, sizeof mfu, "%.1f%%", 100.0 * tf / gemm);
     if (info->device_used) fmt_bytes(used, sizeof used, info->device_used);
-    printf("%-9s %6.1f %7.0f %5d %12.0f %10.1f %9.2f %9.2f %9.4g %8.3g %6s %10s\n", w->name,
+    /* attention blocks per layer of the workload's last batch (CUDA plan) */
+    if (info->attention_blocks)
+        snprintf(blk, sizeof blk, "%lld", (long long)info->attention_blocks);
+    printf("%-9s %6.1f %7.0f %5d %12.0f %10.1f %9.2f %9.2f %9.4g %8.3g %6s %10s %9s\n", w->name,
            (double)r->seqs / r->iters, (double)r->tokens / r->iters, r->iters, tps,
-           r->seqs / r->seconds, r->med_ms, r->p99_ms, r->flops / r->tokens * 1e-9, tf, mfu, used);
+           r->seqs / r->seconds, r->med_ms, r->p99_ms, r->flops / r->tokens * 1e-9, tf, mfu, used,
+           blk);
     fflush(stdout);
 }
 

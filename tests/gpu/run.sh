@@ -174,7 +174,8 @@ configure() {
               -DPKG_CONFIG_EXECUTABLE="$ROOT/tests/gpu/pkg-config-sysroot.sh"
               -DCMAKE_EXE_LINKER_FLAGS="-Wl,-rpath-link,$SYSLIB"
               -DEMBEDQ_TOKENIZER_JSON="$GPU/tokenizer/tokenizer.json"
-              -DEMBEDQ_PYTHON="$PY" -DEMBEDQ_CUDA="$cuda")
+              -DEMBEDQ_PYTHON="$PY" -DEMBEDQ_CUDA="$cuda"
+              -DEMBEDQ_EMU=OFF)  # the kernel emulator is for machines without a GPU
   if [ "$cuda" = ON ]; then
     nvcc=$(find_nvcc) || { echo "no nvcc found (PATH, /usr/local/cuda*)" >&2; return 1; }
     args+=(-DCMAKE_CUDA_COMPILER="$nvcc" -DCMAKE_CUDA_ARCHITECTURES=90)

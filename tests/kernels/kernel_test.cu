@@ -402,11 +402,14 @@ static void t_attention(const std::vector<int> &lens, int nh, int nkv, int hd, i
     const int n = cu.back(), ld = (nh + 2 * nkv) * hd, old = nh * hd;
     const int max_len = *std::max_element(lens.begin(), lens.end());
     auto qkv = rand_bf16((size_t)n * ld, 1.0);
+    std::vector<int32_t> work(2 * (size_t)n);
+    const int n_work = eqk_attention_work(cu.data(), (int)lens.size(), work.data());
+    work.resize(2 * (size_t)n_work);
     Dev<bf16> dqkv(qkv), dout((size_t)n * old);
-    Dev<int32_t> dcu(cu);
+    Dev<int32_t> dcu(cu), dwork(work);
     dout.poison();
     std::string shape = fmt("%s h %d/%d hd %d", lens_str(lens).c_str(), nh, nkv, hd);
-    if (!launched(eqk_attention(dqkv.p, dcu.p, (int)lens.size(), max_len, nh, nkv, hd, dout.p, 0),
+    if (!launched(eqk_attention(dqkv.p, dcu.p, dwork.p, n_work, nh, nkv, hd, dout.p, 0),
                   "attention", shape))
         return;
     auto g = dout.down();
@@ -528,7 +531,7 @@ static void t_empty()
         eqk_qk_norm_rope(b.p, i.p, 0, 2, 1, 32, f.p, f.p, 1e-6f, f.p, 0) == cudaSuccess &&
         eqk_swiglu(b.p, 0, 64, b.p, 0) == cudaSuccess &&
         eqk_pool_normalize(f.p, b.p, f.p, i.p, i.p, 0, 64, 1e-6f, f.p, i.p, 0) == cudaSuccess &&
-        eqk_attention(b.p, i.p, 0, 0, 2, 1, 32, b.p, 0) == cudaSuccess;
+        eqk_attention(b.p, i.p, i.p, 0, 2, 1, 32, b.p, 0) == cudaSuccess;
     CK(cudaDeviceSynchronize());
     auto hb = b.down();
     auto hf = f.down();
@@ -658,6 +661,7 @@ int main(int argc, char **argv)
     }
     cudaDeviceProp prop;
     CK(cudaGetDeviceProperties(&prop, 0));
+    CK(eqk_init());
     g_rng = seed ? seed : 1;
     printf("kernel_test: %s (sm_%d%d), seed %llu (rerun: --seed %llu)\n", prop.name, prop.major,
            prop.minor, (unsigned long long)seed, (unsigned long long)seed);
