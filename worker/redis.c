@@ -79,7 +79,7 @@ typedef struct rd_msg {
     struct rd_msg *hnext; /* in-flight set chain                           */
     struct rd_msg *qnext; /* retry queue, or its batch                     */
     rd_batch *batch;      /* while its delivery count is being looked up   */
-    bool has_data;        /* the entry had a `data` field (msg->data)      */
+    bool has_data;        /* the entry had one `data` field (msg->data)    */
     /* Entry fields other than `data` of a `data` entry: copied into its
      * dead letter. (Plain-field entries keep theirs in msg->field_*.)     */
     char **xf;  /* (2 * n_xf) name, value, name, value ...        */
@@ -416,13 +416,13 @@ static rd_msg *rd_msg_from_entry(redis_broker *r, const redisReply *id, const re
     if (fields->elements / 2 > (size_t)INT_MAX / 2) goto oom;
     const int n = (int)(fields->elements / 2);
     const size_t nz = (size_t)n;
-    int data_at = -1;
+    /* One `data` field: the message is its value. Several: kept as plain
+     * fields, so that the decoder reports duplicate_key and the dead letter
+     * holds every field, each `data` included. */
+    int data_at = -1, n_data = 0;
     for (int i = 0; i < n; i++)
-        if (str_eq(fields->element[2 * i], "data")) {
-            data_at = i;
-            break;
-        }
-    if (data_at >= 0) {
+        if (str_eq(fields->element[2 * i], "data") && n_data++ == 0) data_at = i;
+    if (n_data == 1) {
         const redisReply *v = fields->element[2 * data_at + 1];
         s->has_data = true;
         m->data = (uint8_t *)dup_n(is_str(v) ? v->str : "", is_str(v) ? v->len : 0);

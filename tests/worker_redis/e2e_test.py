@@ -408,6 +408,10 @@ def sc_poison():
             ({"id": "p1", "text": ""}, "empty_text"),
             ({"id": "p2", "text": "ok", "dimensions": "abc"}, "dimensions_"),
             ({"text": "no id"}, "missing_id"),
+            # a repeated `data` (a list: XADD with the field twice): one dead
+            # letter holding both, in order, not an output from the first
+            ([("data", b'{"id": "d1", "text": "first"}'), ("note", "n"),
+              ("data", b'{"id": "d2", "text": "second"}')], "duplicate_key"),
         ]
         good = make_inputs(300, seed=6, prefix="g")
         ref = reference(good)
@@ -422,19 +426,27 @@ def sc_poison():
         seq = []
         for k, (fields, _) in enumerate(good):
             seq.append((fields, "good"))
-            if k % 15 == 0 and k // 15 < len(cases):
-                seq.append(cases[k // 15])
+            if k % 14 == 0 and k // 14 < len(cases):
+                seq.append(cases[k // 14])
         assert sum(1 for _, c in seq if c != "good") == len(cases)
         p = r.pipeline(transaction=False)
         for fields, _ in seq:
-            p.xadd(IN, fields)
+            if isinstance(fields, list):  # repeated field names
+                p.execute_command("XADD", IN, "*", *[x for kv in fields for x in kv])
+            else:
+                p.xadd(IN, fields)
         valid_extra = None
+        repeated = {}  # entry id -> [name, value, ...] its dead letter must start with
         for sid, (fields, code) in zip((x.decode() for x in p.execute()), seq):
             if code == "good":
                 continue
             if code is None:
                 valid_extra = sid
                 continue
+            if isinstance(fields, list):
+                repeated[sid] = [x.encode() if isinstance(x, str) else x
+                                 for kv in fields for x in kv]
+                fields = {}
             expect[sid] = (code, {(f.encode() if isinstance(f, str) else f):
                                   (v.encode() if isinstance(v, str) else v)
                                   for f, v in fields.items()})
@@ -461,13 +473,31 @@ def sc_poison():
                 assert f.get(k) == v, f"{sid}: field {k!r} = {f.get(k)!r}, want {v!r}"
         assert all(n == 1 for n in seen.values()), f"repeated dead letters: {seen}"
         assert set(seen) == set(expect), f"missing dead letters: {set(expect) - set(seen)}"
+        # the raw dead letters (redis-py's xrange keeps one value per name)
+        for _, flat in xrange_raw(r, DLQ):
+            sid = dict(zip(flat[0::2], flat[1::2]))[b"source_id"].decode()
+            if sid in repeated:
+                want = repeated.pop(sid)
+                assert flat[:len(want)] == want, f"{sid}: dead letter {flat}, want {want} first"
+        assert not repeated, f"no dead letter for {list(repeated)}"
         out = outputs(r)
         assert "j16" in out and len(out) == len(good) + 1, len(out)
+        assert "d1" not in out and "d2" not in out, "an entry with two `data` was embedded"
         dups, worst = check_vectors_subset(out, good, ref)
         print(f"poison: {len(seen)} dead letters ok, worst cosine {worst:.7f}")
         assert valid_extra
     finally:
         srv.stop()
+
+
+def xrange_raw(r, stream):
+    """[(id, [name, value, ...])] of every entry, repeated names kept."""
+    conn = r.connection_pool.get_connection("XRANGE")
+    try:
+        conn.send_command("XRANGE", stream, "-", "+")
+        return [(e[0], e[1]) for e in conn.read_response()]
+    finally:
+        r.connection_pool.release(conn)
 
 
 def check_vectors_subset(out, inputs, ref):
