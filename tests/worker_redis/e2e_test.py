@@ -19,6 +19,12 @@ Scenarios (one function each):
                       pending (JSON output format)
   sigterm_under_load  SIGTERM with a backlog: exit 0, XPENDING empty, every
                       output acknowledged; a second worker finishes the rest
+  backlog_1mb         600 texts of 1 MB: a worker with default flags, one held
+                      only by --max-in-flight-bytes, two with a claim time-out
+                      of 20 s: peak RSS under 1 GB each, the byte bound kept,
+                      no entry claimed or embedded twice while a worker holds it
+  byte_bound_one      --max-in-flight-bytes 1: each message passes alone, all
+                      out; 0 is refused naming the flag
   poison              bad inputs -> exactly one dead letter each, with the
                       right `error` code and the original fields; an entry
                       delivered too often -> too_many_deliveries
@@ -92,10 +98,10 @@ def hidden_size():
         return json.load(f)["hidden_size"]
 
 
-def worker(srv, consumer, name, *extra):
+def worker(srv, consumer, name, *extra, group=GROUP):
     port = harness.free_port()
     args = [EMBEDQ, "worker", "--source", "redis", "--redis-url", srv.url,
-            "--in-stream", IN, "--group", GROUP, "--out-stream", OUT, "--dlq-stream", DLQ,
+            "--in-stream", IN, "--group", group, "--out-stream", OUT, "--dlq-stream", DLQ,
             "--consumer", consumer, "--model", MODEL, "--device", "cpu", "--threads", "1",
             "--tokenize-threads", "1", "--metrics-addr", "127.0.0.1",
             "--metrics-port", str(port)] + [str(x) for x in extra]
@@ -490,6 +496,125 @@ def sc_poison():
         srv.stop()
 
 
+def vm_hwm_mb(p):
+    """Peak resident set (VmHWM) of a live process, in MB."""
+    with open(f"/proc/{p.proc.pid}/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def sc_backlog_1mb():
+    """Issue 15 item 2: a backlog of 600 texts of 1 MB (each takes seconds on
+    the tiny model on 2 cores: the backlog is never finished here). Three
+    runs on it, each its own consumer group:
+      defaults     one worker, default flags: peak RSS under 1 GB;
+      byte bound   one worker that may hold work for an hour (--claim-idle-ms
+                   3600000): what it holds is bounded by --max-in-flight-bytes
+                   (default 256 MiB; one message of slack), peak RSS < 1 GB;
+      two workers  claim time-out 20 s, checked every second: no entry is
+                   claimed, nor embedded twice, while a worker holds it."""
+    srv = RedisServer(redis_dir()).start()
+    r = srv.client()
+    try:
+        rng = random.Random(8)
+        body = " ".join(rng.choice(WORDS) for _ in range(200_000))[:1_000_000]
+        p = r.pipeline(transaction=False)
+        for i in range(600):
+            p.xadd(IN, {"data": json.dumps({"id": f"big-{i}", "text": f"{i} " + body})})
+            if i % 20 == 19:
+                p.execute()
+        p.execute()
+        bound = 256 << 20
+        one = 3 * 1_000_030 + 4 * 8192 + 28 * hidden_size() + 1024 + 4096  # a message's charge
+
+        def run(group, names, seconds, *extra):
+            ws = [worker(srv, n, f"{group}-{n}", *extra, group=group) for n in names]
+            for w in ws:
+                wait_ready(w)
+            t0, peak, held, held_b = time.time(), [0.0] * len(ws), [0] * len(ws), [0] * len(ws)
+            while time.time() - t0 < seconds:
+                for k, w in enumerate(ws):
+                    assert w.proc.poll() is None, f"worker exited:\n{w.stderr_tail()}"
+                    peak[k] = max(peak[k], vm_hwm_mb(w))
+                    held[k] = max(held[k], int(metric(w, "embedq_in_flight_messages") or 0))
+                    held_b[k] = max(held_b[k], int(metric(w, "embedq_in_flight_bytes") or 0))
+                time.sleep(0.5)
+            claimed, kept = [], []
+            for w in ws:
+                text = http_get(w, "/metrics")[1]
+                for kind, into in (("claimed", claimed), ("kept_alive", kept)):
+                    v = [float(x.split()[-1]) for x in text.splitlines()
+                         if x.startswith("embedq_broker_events_total") and f'kind="{kind}"' in x]
+                    into.append(v[0] if v else 0.0)
+            for w in ws:
+                w.kill9()
+            print(f"backlog_1mb: {group}: peak RSS {[round(x) for x in peak]} MB, most in flight "
+                  f"{held} messages / {[round(b / 2**20) for b in held_b]} MiB, claimed {claimed}, "
+                  f"kept alive {kept}")
+            return peak, held, held_b, claimed, kept
+
+        # RSS means nothing under ASan (shadow memory, quarantine): not checked there
+        rss_max = float("inf") if os.environ.get("EMBEDQ_SANITIZED") == "1" else 1024
+        # every run first, then the checks (so a failure still shows every figure)
+        peak_d = run("defaults", ["d1"], 25)[0]
+        peak_b, held, held_b, _, _ = run("bytes", ["b1"], 30, "--claim-idle-ms", "3600000")
+        before = r.xlen(OUT)
+        peak, _, _, claimed, kept = run("pair", ["w1", "w2"], 45, "--claim-idle-ms", "20000",
+                                        "--claim-interval-ms", "1000")
+        out = {}
+        for _, f in xrange_all(r, OUT)[before:]:
+            o = decode_out(f[b"data"], "msgpack")
+            out[o["id"]] = out.get(o["id"], 0) + 1
+        twice = sum(n - 1 for n in out.values())
+        print(f"backlog_1mb: pair: {len(out)} embedded, {twice} twice")
+
+        assert max(peak_d) < rss_max, f"defaults: peak RSS {peak_d} MB (limit 1024)"
+        assert max(peak_b) < rss_max, f"byte bound: peak RSS {peak_b} MB (limit 1024)"
+        assert held_b[0] <= bound + one, f"held {held_b[0]} bytes, bound {bound} + {one}"
+        assert held_b[0] >= bound // 2, f"held at most {held_b[0]} bytes: the bound was not reached"
+        assert max(peak) < rss_max, f"pair: peak RSS {peak} MB (limit 1024)"
+        assert sum(claimed) == 0, f"entries claimed while their worker held them: {claimed}"
+        assert min(kept) > 0, f"held entries not refreshed: {kept}"
+        assert twice == 0, f"{twice} entries embedded twice"
+        assert len(out) > 0, "nothing embedded in 45 s"
+    finally:
+        srv.stop()
+
+
+def sc_byte_bound_one():
+    """--max-in-flight-bytes 1: every message is larger than the bound, so
+    each passes alone (never a deadlock): all 40 out, none twice, nothing
+    pending. --max-in-flight-bytes 0 is refused, naming the flag."""
+    p = subprocess.run([EMBEDQ, "worker", "--source", "redis", "--model", MODEL, "--group", "g",
+                        "--redis-url", "redis://127.0.0.1:1", "--in-stream", "i",
+                        "--out-stream", "o", "--dlq-stream", "d", "--max-in-flight-bytes", "0"],
+                       capture_output=True, text=True)
+    assert p.returncode == 2 and "--max-in-flight-bytes" in p.stderr, (p.returncode, p.stderr)
+    srv = RedisServer(redis_dir()).start()
+    r = srv.client()
+    try:
+        inputs = make_inputs(40, seed=9, prefix="one")
+        ref = reference(inputs)
+        feed(r, inputs)
+        w = worker(srv, "w1", "w1", "--max-in-flight-bytes", "1")
+        wait_ready(w)
+        held = 0
+        t0 = time.time()
+        while not (n_unique_out(r) == len(inputs) and pending_count(r, IN, GROUP) == 0):
+            assert time.time() - t0 < 120, f"{n_unique_out(r)} of {len(inputs)} out in 120 s"
+            held = max(held, int(metric(w, "embedq_in_flight_messages") or 0))
+            time.sleep(0.05)
+        stop(w)
+        dups, worst = check_vectors(r, inputs, ref, allow_dups=False)
+        print(f"byte_bound_one: {len(inputs)} out, most in flight {held}, "
+              f"worst cosine {worst:.7f}")
+        assert held <= 1, f"{held} messages in flight with a 1-byte bound"
+    finally:
+        srv.stop()
+
+
 def xrange_raw(r, stream):
     """[(id, [name, value, ...])] of every entry, repeated names kept."""
     conn = r.connection_pool.get_connection("XRANGE")
@@ -521,6 +646,8 @@ SCENARIOS = {
     "redis_restart": sc_redis_restart,
     "sigterm_under_load": sc_sigterm_under_load,
     "poison": sc_poison,
+    "backlog_1mb": sc_backlog_1mb,
+    "byte_bound_one": sc_byte_bound_one,
 }
 
 
