@@ -22,7 +22,7 @@ Scenarios (one function each):
   backlog_1mb         600 texts of 1 MB: a worker with default flags, one held
                       only by --max-in-flight-bytes: peak RSS under 1 GB, the
                       byte bound kept; 40 more held by one worker for minutes:
-                      another, idle, with a claim time-out of 20 s claims none
+                      another, idle, with a claim time-out of 30 s claims none
   byte_bound_one      --max-in-flight-bytes 1: each message passes alone, all
                       out; 0 is refused naming the flag
   poison              bad inputs -> exactly one dead letter each, with the
@@ -516,8 +516,10 @@ def sc_backlog_1mb():
       hold         another stream of 40 such texts: worker A takes them all
                    (they fit its bounds) and needs minutes for them; worker
                    B, idle with room to spare, looks every second for entries
-                   idle 20 s (--claim-idle-ms 20000): it claims none (A keeps
-                   them refreshed) and nothing is embedded twice."""
+                   idle 30 s (--claim-idle-ms 30000; A must finish a message
+                   within that, or it stops refreshing: ~15 s under ASan),
+                   for 60 s: it claims none (A keeps them refreshed) and
+                   nothing is embedded twice."""
     srv = RedisServer(redis_dir()).start()
     r = srv.client()
     try:
@@ -576,7 +578,7 @@ def sc_backlog_1mb():
             wait_for(lambda: {c["name"]: c["pending"] for c in
                               r.xpending(in2, "hold")["consumers"]}.get(b"a", 0) == 40, 60,
                      "a holding all 40 entries")
-        peak, _, _, claimed, kept = run("hold", ["a", "b"], 45, "--claim-idle-ms", "20000",
+        peak, _, _, claimed, kept = run("hold", ["a", "b"], 60, "--claim-idle-ms", "30000",
                                         "--claim-interval-ms", "1000", stream=in2,
                                         first=a_holds_all)
         out = {}
@@ -594,7 +596,7 @@ def sc_backlog_1mb():
         assert sum(claimed) == 0, f"entries claimed while their worker held them: {claimed}"
         assert kept[0] > 0, f"a's entries were not refreshed: {kept}"
         assert twice == 0, f"{twice} entries embedded twice"
-        assert len(out) > 0, "nothing embedded in 45 s"
+        assert len(out) > 0, "nothing embedded in 60 s"
     finally:
         srv.stop()
 
