@@ -49,6 +49,7 @@ typedef struct {
         *consumer;
     int redis_count, redis_block_ms, claim_idle_ms, claim_interval_ms, max_deliveries;
     uint64_t out_maxlen;
+    uint64_t max_in_flight_bytes;
     /* engine + pipeline */
     const char *model, *model_name, *device, *output_format, *qdrant_collection, *long_input;
     int threads, max_tokens, batch_tokens, max_wait_ms, max_in_flight, tokenize_threads;
@@ -222,6 +223,7 @@ static void collect_broker(worker *w, metrics_buf *out)
         counter_kind(out, evs, "too_many_deliveries", r.too_many_deliveries);
         counter_kind(out, evs, "deleted_pending", r.deleted);
         counter_kind(out, evs, "acked", r.acked);
+        counter_kind(out, evs, "kept_alive", r.kept_alive);
     }
 }
 
@@ -256,6 +258,10 @@ static int collect(metrics_buf *out, void *ctx)
         metrics_write_family(out, "embedq_in_flight_messages",
                              "messages taken and not yet acknowledged", METRICS_GAUGE);
         sample(out, "embedq_in_flight_messages", NULL, NULL, (double)pc.in_flight);
+        metrics_write_family(out, "embedq_in_flight_bytes",
+                             "what those messages are counted as holding (--max-in-flight-bytes)",
+                             METRICS_GAUGE);
+        sample(out, "embedq_in_flight_bytes", NULL, NULL, (double)pc.in_flight_bytes);
         metrics_write_family(out, "embedq_engine_errors_total",
                              "failed engine batches (re-run singly, embedding_failed, or the "
                              "fatal device error)",
@@ -531,6 +537,7 @@ static int start_pipeline(worker *w, char *err, size_t errlen)
     po.batch_tokens = w->c.batch_tokens;
     po.max_wait_ms = w->c.max_wait_ms;
     po.max_in_flight = w->c.max_in_flight;
+    po.max_in_flight_bytes = w->c.max_in_flight_bytes;
     po.tokenize_threads = w->c.tokenize_threads;
     po.out_format = !strcmp(w->c.output_format, "json")       ? PIPE_OUT_JSON
                     : !strcmp(w->c.output_format, "qdrant")   ? PIPE_OUT_QDRANT
@@ -655,6 +662,7 @@ int cmd_worker(int argc, char **argv)
     c->batch_tokens = 16384;
     c->max_wait_ms = 20;
     c->max_in_flight = 4096;
+    c->max_in_flight_bytes = 256ull << 20; /* fits every chart profile (docs/worker.md) */
     c->tokenize_threads = 2;
     c->max_message_bytes = 1 << 20;
     c->max_depth = 32; /* msgpack-c readers stop at 32 levels (schemas/README.md) */
@@ -679,6 +687,9 @@ int cmd_worker(int argc, char **argv)
          "the longest a batch waits to fill before it runs"},
         {"max-in-flight", CLI_INT, &c->max_in_flight, 1, 1 << 20,
          "messages taken and not yet acknowledged before intake pauses"},
+        {"max-in-flight-bytes", CLI_U64, &c->max_in_flight_bytes, 0, 0,
+         "bytes those messages may hold (each counted as 3 x its size + its token ids + its "
+         "vector) before intake pauses; one larger message still passes alone"},
         {"tokenize-threads", CLI_INT, &c->tokenize_threads, 1, 256, "decode + tokenize threads"},
         {"output-format", CLI_STR, &c->output_format, 0, 0,
          "msgpack | json | qdrant | pgvector (schemas/README.md)"},
@@ -774,6 +785,10 @@ int cmd_worker(int argc, char **argv)
     if (strcmp(c->long_input, "truncate") && strcmp(c->long_input, "reject")) {
         fprintf(stderr, "embedq worker: flag --long-input: expected truncate or reject, got '%s'\n",
                 c->long_input);
+        return 2;
+    }
+    if (c->max_in_flight_bytes < 1) {
+        fprintf(stderr, "embedq worker: flag --max-in-flight-bytes: must be at least 1, got 0\n");
         return 2;
     }
     const char *dev = NULL;

@@ -59,6 +59,7 @@ struct pipeline {
 
     /* loop thread */
     int in_flight;
+    uint64_t in_flight_bytes; /* sum of the charges of those messages */
     bool paused;
 
     /* engine thread scratch, sized at start */
@@ -70,6 +71,7 @@ struct pipeline {
     atomic_uint_least64_t consumed, produced, dead, not_accepted, tokens, batches;
     atomic_uint_least64_t engine_errors; /* failed eq_embed calls (fatal included) */
     atomic_int in_flight_pub;
+    atomic_uint_least64_t in_flight_bytes_pub;
 };
 
 static uint64_t now_ns(void)
@@ -401,17 +403,59 @@ static void done_cb(uv_async_t *h)
     }
 }
 
+uint64_t pipe_charge(const pipeline *p, size_t input_bytes)
+{
+    const uint64_t in = input_bytes, max_seq = (uint64_t)eq_max_seq_len(p->o.engine);
+    const uint64_t tokens = in + 64 < max_seq ? in + 64 : max_seq;
+    return 3 * in + 4 * tokens + 28 * (uint64_t)p->hidden + 1024;
+}
+
+/* What m holds as read: its value, key, plain fields and broker copies. */
+static size_t input_bytes(const pipe_msg *m)
+{
+    size_t n = m->len + m->key_len + m->broker_bytes;
+    for (int i = 0; i < m->n_fields; i++)
+        n += m->field_name_lens[i] + m->field_value_lens[i];
+    return n;
+}
+
+static bool over_bounds(const pipeline *p)
+{
+    return p->in_flight >= p->o.max_in_flight ||
+           (p->o.max_in_flight_bytes && p->in_flight_bytes >= p->o.max_in_flight_bytes);
+}
+
+static bool under_half(const pipeline *p)
+{
+    return p->in_flight <= p->o.max_in_flight / 2 &&
+           (!p->o.max_in_flight_bytes || p->in_flight_bytes <= p->o.max_in_flight_bytes / 2);
+}
+
+void pipe_room(const pipeline *p, int *msgs, uint64_t *bytes)
+{
+    *msgs = p->in_flight < p->o.max_in_flight ? p->o.max_in_flight - p->in_flight : 0;
+    if (!p->o.max_in_flight_bytes)
+        *bytes = UINT64_MAX;
+    else
+        *bytes = p->in_flight_bytes < p->o.max_in_flight_bytes
+                     ? p->o.max_in_flight_bytes - p->in_flight_bytes
+                     : 0;
+}
+
 void pipe_submit(pipeline *p, pipe_msg *m)
 {
+    m->charge = pipe_charge(p, input_bytes(m));
     p->in_flight++;
+    p->in_flight_bytes += m->charge;
     atomic_store(&p->in_flight_pub, p->in_flight);
+    atomic_store(&p->in_flight_bytes_pub, p->in_flight_bytes);
     atomic_fetch_add(&p->consumed, 1);
     m->t_submit_ns = now_ns();
     pthread_mutex_lock(&p->mu);
     push(&p->dec_head, &p->dec_tail, m);
     pthread_cond_signal(&p->cv_dec);
     pthread_mutex_unlock(&p->mu);
-    if (!p->paused && p->in_flight >= p->o.max_in_flight) {
+    if (!p->paused && over_bounds(p)) {
         p->paused = true;
         p->br.pause(p->br.self);
     }
@@ -426,10 +470,13 @@ void pipe_finish(pipeline *p, pipe_msg *m, bool accepted)
         atomic_fetch_add(&p->dead, 1);
     else
         atomic_fetch_add(&p->produced, 1);
+    EQ_ASSERT(p->in_flight_bytes >= m->charge);
+    p->in_flight_bytes -= m->charge;
     pipe_msg_free(m);
     p->in_flight--;
     atomic_store(&p->in_flight_pub, p->in_flight);
-    if (p->paused && p->in_flight <= p->o.max_in_flight / 2) {
+    atomic_store(&p->in_flight_bytes_pub, p->in_flight_bytes);
+    if (p->paused && under_half(p)) {
         p->paused = false;
         p->br.resume(p->br.self);
     }
@@ -464,6 +511,7 @@ void pipe_stats(const pipeline *p, pipe_counters *c)
     c->batches = atomic_load(&q->batches);
     c->engine_errors = atomic_load(&q->engine_errors);
     c->in_flight = atomic_load(&q->in_flight_pub);
+    c->in_flight_bytes = atomic_load(&q->in_flight_bytes_pub);
 }
 
 /* ---- start / stop ----------------------------------------------------------- */

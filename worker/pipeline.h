@@ -14,9 +14,13 @@
  * (pipe_fatal() != NULL), publishes nothing more, and the worker exits
  * without acknowledging what is left (the broker redelivers it).
  *
- * Backpressure: at most max_in_flight messages between pipe_submit and
- * pipe_finish; at that count the pipeline calls broker->pause, and
- * broker->resume when the count falls to half of it.
+ * Backpressure: two bounds on what is between pipe_submit and pipe_finish,
+ * messages (max_in_flight) and bytes (max_in_flight_bytes, each message
+ * charged pipe_charge: an upper bound of what it holds at its peak). When
+ * either is reached the pipeline calls broker->pause, and broker->resume
+ * once both have fallen to half. A message is submitted whatever its size,
+ * so one larger than the byte bound still passes (alone): never a deadlock.
+ * pipe_room tells a broker how much more it may take before the pause.
  *
  * Threads: every pipe_* function below is called on the loop thread only,
  * except pipe_stats (any thread). broker callbacks are invoked on the loop
@@ -61,11 +65,14 @@ typedef struct pipe_msg {
     int n_fields;
     int64_t timestamp_ms; /* record time (ms since the epoch); 0 = unknown */
     /* Broker bookkeeping, opaque to the pipeline. */
-    int32_t partition;  /* Kafka partition, -1 for Redis                   */
-    int64_t offset;     /* Kafka offset                                    */
-    char source_id[48]; /* Redis entry id "ms-seq"                         */
-    int64_t deliveries; /* Redis delivery count (XPENDING), 0 if unknown    */
-    void *broker_data;  /* anything else the broker needs                  */
+    int32_t partition;   /* Kafka partition, -1 for Redis                   */
+    int64_t offset;      /* Kafka offset                                    */
+    char source_id[48];  /* Redis entry id "ms-seq"                         */
+    int64_t deliveries;  /* Redis delivery count (XPENDING), 0 if unknown    */
+    void *broker_data;   /* anything else the broker needs                  */
+    size_t broker_bytes; /* bytes the broker itself holds for this message
+                            (e.g. Redis fields kept for the dead letter):
+                            counted in its charge                          */
 
     /* --- results: set by the pipeline before broker->publish --- */
     bool dead;               /* publish to the dead-letter output        */
@@ -81,9 +88,10 @@ typedef struct pipe_msg {
     int32_t *ids;
     int n_ids;
     bool truncated;
-    float *vec; /* the embedding, between the engine and the encoder  */
+    float *vec;           /* the embedding, between the engine and the encoder  */
     uint64_t t_submit_ns; /* monotonic, at pipe_submit                */
     uint64_t t_ready_ns;  /* monotonic, when tokenized (batch max wait) */
+    uint64_t charge;      /* bytes counted against max_in_flight_bytes    */
     struct pipe_msg *next;
 } pipe_msg;
 
@@ -103,11 +111,13 @@ typedef struct {
 
 typedef struct {
     eq_engine *engine;
-    const char *model_name; /* the output's `model` field           */
-    int batch_tokens;       /* token budget of one batch            */
-    int max_wait_ms;        /* a batch waits at most this long to fill */
-    int max_in_flight;      /* backpressure bound                   */
-    int tokenize_threads;   /* decode + tokenize pool size (>= 1)   */
+    const char *model_name;       /* the output's `model` field           */
+    int batch_tokens;             /* token budget of one batch            */
+    int max_wait_ms;              /* a batch waits at most this long to fill */
+    int max_in_flight;            /* backpressure bound: messages         */
+    uint64_t max_in_flight_bytes; /* backpressure bound: bytes (pipe_charge);
+                                     0 = none                            */
+    int tokenize_threads;         /* decode + tokenize pool size (>= 1)   */
     pipe_out_format out_format;
     const char *qdrant_collection; /* PIPE_OUT_QDRANT                  */
     pipe_long_policy long_policy;
@@ -140,6 +150,22 @@ pipe_msg *pipe_msg_new(void);
 /* Frees a message the pipeline never saw (e.g. the broker's own errors). */
 void pipe_msg_free(pipe_msg *msg);
 
+/* Bytes a message with input_bytes of input (value, key, fields, broker
+ * copies) is charged: an upper bound of what it holds at its peak, i.e.
+ *   3 x input_bytes                 the bytes as read, the decoded input
+ *                                   (text, instruction, id, meta), and the
+ *                                   output's copy of id and meta
+ * + 4 x min(input_bytes + 64, max_seq_len)   token ids (int32)
+ * + 28 x hidden + 1024              the vector (fp32), its encoding (at most
+ *                                   24 bytes a float, JSON), bookkeeping.
+ * Any thread. */
+uint64_t pipe_charge(const pipeline *p, size_t input_bytes);
+
+/* What may still be submitted before the pipeline pauses the broker:
+ * *msgs messages, *bytes bytes of charge (UINT64_MAX without a byte bound);
+ * 0 when that bound is reached. Loop thread. */
+void pipe_room(const pipeline *p, int *msgs, uint64_t *bytes);
+
 /* Starts draining: batches stop waiting to fill. Intake is the broker's to
  * stop. pipe_in_flight() tells when everything submitted is finished. */
 void pipe_drain(pipeline *p);
@@ -165,6 +191,7 @@ typedef struct {
                                an input dead-lettered embedding_failed, or
                                the fatal device error                   */
     int in_flight;
+    uint64_t in_flight_bytes; /* their charge (pipe_charge)            */
 } pipe_counters;
 void pipe_stats(const pipeline *p, pipe_counters *c);
 

@@ -79,7 +79,7 @@ typedef struct rd_msg {
     struct rd_msg *hnext; /* in-flight set chain                           */
     struct rd_msg *qnext; /* retry queue, or its batch                     */
     rd_batch *batch;      /* while its delivery count is being looked up   */
-    bool has_data;        /* the entry had a `data` field (msg->data)      */
+    bool has_data;        /* the entry had one `data` field (msg->data)    */
     /* Entry fields other than `data` of a `data` entry: copied into its
      * dead letter. (Plain-field entries keep theirs in msg->field_*.)     */
     char **xf;  /* (2 * n_xf) name, value, name, value ...        */
@@ -130,7 +130,7 @@ struct redis_broker {
     long out_maxlen;
     bool create_group;
     pub_health *health; /* publish outcomes (optional) */
-    char count_s[24], block_s[24], idle_s[24], maxlen_s[24], db_s[16];
+    char block_s[24], idle_s[24], maxlen_s[24], db_s[16];
     char where[300]; /* "host:port" or "unix:/path", for messages */
 
     rconn rd, cmd;
@@ -168,6 +168,20 @@ struct redis_broker {
     /* in-flight set: rd_msg by id */
     rd_msg **buckets;
     size_t n_buckets, n_set;
+
+    /* how much to take (take_count) */
+    double entry_bytes;     /* estimated bytes of one entry; 0 = unknown  */
+    double fin_decayed;     /* messages finished, decayed (x0.9 a second) */
+    double busy_decayed_s;  /* seconds with something held, decayed alike */
+    uint64_t finished;      /* messages finished (accepted or not)        */
+    uint64_t rate_tick_ms;  /* the last rate update                       */
+    uint64_t rate_finished; /* `finished` then                            */
+    bool rate_busy;         /* something was held then                    */
+
+    /* keep-alive of held entries (keep_timer, cmd) */
+    uv_timer_t keep_timer;
+    uint64_t progress_ms; /* the last finish, or when the set became non-empty */
+    bool stalled_logged;
 
     int open_handles; /* timers still to be closed before r is freed */
     bool freeing;
@@ -346,6 +360,7 @@ static int set_add(redis_broker *r, rd_msg *s)
         r->buckets = b;
         r->n_buckets = nb;
     }
+    if (r->n_set == 0) r->progress_ms = mono_ms(); /* the stall clock starts now */
     s->hash = fnv1a(s->id);
     rd_msg **slot = &r->buckets[s->hash & (r->n_buckets - 1)];
     s->hnext = *slot;
@@ -386,6 +401,9 @@ static void rd_msg_drop(redis_broker *r, rd_msg *s)
 
 /* The message is done: out of the set, then the pipeline is told (or, for
  * a message dead-lettered here, freed). */
+static void read_next(redis_broker *r);
+static void claim_step(redis_broker *r);
+
 static void rd_msg_finish(redis_broker *r, rd_msg *s, bool accepted)
 {
     set_remove(r, s);
@@ -394,6 +412,15 @@ static void rd_msg_finish(redis_broker *r, rd_msg *s, bool accepted)
     else
         pipe_finish(r->p, s->msg, accepted);
     rd_msg_free(s);
+    r->finished++;
+    r->progress_ms = mono_ms();
+    r->stalled_logged = false;
+    /* take_count may have held reads back until something finished */
+    read_next(r);
+    if (r->claim_waiting && !r->paused) {
+        r->claim_waiting = false;
+        claim_step(r);
+    }
 }
 
 /* Builds an rd_msg + pipe_msg from one [id, [field, value, ...]] entry.
@@ -417,13 +444,13 @@ static rd_msg *rd_msg_from_entry(redis_broker *r, const redisReply *id, const re
     if (fields->elements / 2 > (size_t)INT_MAX / 2) goto oom;
     const int n = (int)(fields->elements / 2);
     const size_t nz = (size_t)n;
-    int data_at = -1;
+    /* One `data` field: the message is its value. Several: kept as plain
+     * fields, so that the decoder reports duplicate_key and the dead letter
+     * holds every field, each `data` included. */
+    int data_at = -1, n_data = 0;
     for (int i = 0; i < n; i++)
-        if (str_eq(fields->element[2 * i], "data")) {
-            data_at = i;
-            break;
-        }
-    if (data_at >= 0) {
+        if (str_eq(fields->element[2 * i], "data") && n_data++ == 0) data_at = i;
+    if (n_data == 1) {
         const redisReply *v = fields->element[2 * data_at + 1];
         s->has_data = true;
         m->data = (uint8_t *)dup_n(is_str(v) ? v->str : "", is_str(v) ? v->len : 0);
@@ -466,6 +493,9 @@ static rd_msg *rd_msg_from_entry(redis_broker *r, const redisReply *id, const re
             if (!m->field_names[i] || !m->field_values[i]) goto oom;
         }
     }
+    m->broker_bytes = sizeof *s;
+    for (int i = 0; i < 2 * s->n_xf; i++)
+        m->broker_bytes += s->xl[i];
     return s;
 oom:
     pipe_msg_free(m);
@@ -475,8 +505,6 @@ oom:
 
 /* ---- forward declarations ------------------------------------------------------ */
 
-static void read_next(redis_broker *r);
-static void claim_step(redis_broker *r);
 static void run_setup(redis_broker *r);
 static void conn_connect(rconn *c);
 static void conn_watch(rconn *c, uint64_t now);
@@ -831,12 +859,87 @@ static void batch_lookup(rconn *c, rd_batch *b)
     if (--b->waiting == 0) batch_done(b);
 }
 
+/* ---- how much to take --------------------------------------------------------------
+ * Every XREADGROUP and XAUTOCLAIM asks for take_count() entries, the least of:
+ *   --redis-count;
+ *   the pipeline's room: messages left before --max-in-flight, and bytes
+ *   left before --max-in-flight-bytes divided by the charge of an entry of
+ *   the estimated size (1 while no entry was seen yet), so a read of large
+ *   entries does not overshoot the byte bound by a whole COUNT;
+ *   what this worker finishes before the claim time-out: rate (messages a
+ *   second while something was held, averaged over ~10 s) x claim_idle_ms/2,
+ *   less what it already holds; no such cap until 2 s of work were measured
+ *   (a worker just started, or idle for a while, takes what the bounds
+ *   allow: batches must fill before a rate can be seen).
+ * At least 1 while nothing is held, so a message larger than every bound
+ * still passes alone; 0 otherwise, and the read waits for a finish. Held
+ * entries are also kept from XAUTOCLAIM by keep_timer_cb (below), so an
+ * estimate too high costs latency, not a second embedding. */
+
+/* Folds the sizes of a reply's entries (fields and values) into the estimate:
+ * it follows a rise at once and a fall slowly. */
+static void note_sizes(redis_broker *r, const redisReply *arr)
+{
+    double total = 0;
+    size_t n = 0;
+    for (size_t i = 0; i < arr->elements; i++) {
+        const redisReply *e = arr->element[i];
+        if (e->type != REDIS_REPLY_ARRAY || e->elements < 2 ||
+            e->element[1]->type != REDIS_REPLY_ARRAY)
+            continue;
+        const redisReply *f = e->element[1];
+        for (size_t k = 0; k < f->elements; k++)
+            if (is_str(f->element[k])) total += (double)f->element[k]->len;
+        n++;
+    }
+    if (!n) return;
+    const double mean = total / (double)n;
+    r->entry_bytes = mean > r->entry_bytes ? mean : 0.9 * r->entry_bytes + 0.1 * mean;
+}
+
+/* Called every second (info timer): the finish rate. */
+static void rate_tick(redis_broker *r, uint64_t now)
+{
+    if (r->rate_tick_ms && now > r->rate_tick_ms) {
+        const double dt = (double)(now - r->rate_tick_ms) * 1e-3;
+        r->fin_decayed = 0.9 * r->fin_decayed + (double)(r->finished - r->rate_finished);
+        r->busy_decayed_s = 0.9 * r->busy_decayed_s + (r->rate_busy && r->n_set ? dt : 0);
+    }
+    r->rate_tick_ms = now;
+    r->rate_finished = r->finished;
+    r->rate_busy = r->n_set > 0;
+}
+
+static int take_count(redis_broker *r)
+{
+    long n = r->read_count;
+    if (r->p) {
+        int msgs;
+        uint64_t bytes;
+        pipe_room(r->p, &msgs, &bytes);
+        if (msgs < n) n = msgs;
+        if (bytes != UINT64_MAX) {
+            uint64_t per = pipe_charge(r->p, (size_t)r->entry_bytes);
+            uint64_t fit = r->entry_bytes > 0 ? bytes / (per ? per : 1) : 1;
+            if (fit < (uint64_t)n) n = (long)fit;
+        }
+    }
+    if (r->busy_decayed_s >= 2.0) { /* measured: else the bounds alone */
+        const double cap = r->fin_decayed / r->busy_decayed_s * (double)r->claim_idle_ms * 0.5e-3 -
+                           (double)r->n_set;
+        if (cap < (double)n) n = cap < 0 ? 0 : (long)cap;
+    }
+    if (n < 1 && r->n_set == 0) n = 1;
+    return n < 0 ? 0 : (int)n;
+}
+
 /* Adds the entries of an XREADGROUP / XAUTOCLAIM entry array: new ones
  * (deliveries 1) are submitted at once, others collected into *b.
  * reread: ids with a NULL body (deleted) are XACKed. */
 static void take_entries(redis_broker *r, const redisReply *arr, bool fresh, bool reread,
                          rd_batch **b, bool claim)
 {
+    note_sizes(r, arr);
     for (size_t i = 0; i < arr->elements; i++) {
         const redisReply *e = arr->element[i];
         if (e->type != REDIS_REPLY_ARRAY || e->elements < 2 || !is_str(e->element[0])) continue;
@@ -979,6 +1082,10 @@ static void read_next(redis_broker *r)
     if (!r->started || r->intake_stopped || r->closing || r->paused || !r->rd.up || !r->group_ok ||
         r->read_inflight || !r->rd.ac)
         return;
+    const int count = take_count(r);
+    if (count < 1) return; /* rd_msg_finish reads again */
+    char count_s[24];
+    snprintf(count_s, sizeof count_s, "%d", count);
     if (r->need_reread) {
         r->need_reread = false;
         r->rereading = true;
@@ -992,7 +1099,7 @@ static void read_next(redis_broker *r)
     av[n] = r->group, al[n++] = strlen(r->group);
     av[n] = r->consumer, al[n++] = strlen(r->consumer);
     av[n] = "COUNT", al[n++] = 5;
-    av[n] = r->count_s, al[n++] = strlen(r->count_s);
+    av[n] = count_s, al[n++] = strlen(count_s);
     if (!r->rereading) {
         av[n] = "BLOCK", al[n++] = 5;
         av[n] = r->block_s, al[n++] = strlen(r->block_s);
@@ -1004,6 +1111,69 @@ static void read_next(redis_broker *r)
     if (redisAsyncCommandArgv(r->rd.ac, read_cb, r, n, av, al) != REDIS_OK) return;
     r->read_inflight = true;
     r->read_blocking = !r->rereading;
+}
+
+/* ---- keep-alive of held entries (cmd) ---------------------------------------------------
+ * Every claim_idle_ms / 3, the ids of every entry this worker holds (read or
+ * claimed, not yet acknowledged) are sent in XCLAIM in group consumer 0
+ * ... JUSTID: that resets their idle time to 0 without counting a delivery,
+ * so XAUTOCLAIM elsewhere never takes an entry that is still being worked
+ * on here. Only while the work progresses: once nothing has finished for
+ * claim_idle_ms while entries are held (an engine that hangs, a loop that
+ * no longer publishes), the refresh stops and other workers claim them. */
+
+#define RD_KEEP_IDS 512 /* ids per XCLAIM */
+
+static void keep_cb(redisAsyncContext *ac, void *reply, void *priv)
+{
+    (void)ac;
+    redisReply *x = reply;
+    redis_broker *r = priv;
+    if (x && x->type == REDIS_REPLY_ARRAY) r->st.kept_alive += x->elements;
+}
+
+/* av[0..n) is XCLAIM in g consumer 0 and at least one id, av[n] JUSTID. */
+static void keep_send(redis_broker *r, const char **av, size_t *al, int n)
+{
+    redisAsyncCommandArgv(r->cmd.ac, keep_cb, r, n + 1, av, al);
+}
+
+static void keep_timer_cb(uv_timer_t *t)
+{
+    redis_broker *r = t->data;
+    if (r->closing || !r->cmd.up || !r->cmd.ac || !r->group_ok || r->n_set == 0) return;
+    const uint64_t now = mono_ms();
+    if (now - r->progress_ms > (uint64_t)r->claim_idle_ms) {
+        if (!r->stalled_logged)
+            eq_log(EQ_LOG_WARN,
+                   "redis: nothing finished for %llu ms with %zu entries held; no longer "
+                   "refreshing them, so other consumers may claim them",
+                   (unsigned long long)(now - r->progress_ms), r->n_set);
+        r->stalled_logged = true;
+        return;
+    }
+    const char *av[6 + RD_KEEP_IDS + 1];
+    size_t al[6 + RD_KEEP_IDS + 1];
+    const char *head[6] = {"XCLAIM", r->in, r->group, r->consumer, "0", NULL};
+    int n = 0;
+    for (size_t i = 0; i < r->n_buckets; i++)
+        for (rd_msg *s = r->buckets[i]; s; s = s->hnext) {
+            if (n == 0) {
+                for (n = 0; n < 5; n++)
+                    av[n] = head[n], al[n] = strlen(head[n]);
+            }
+            av[n] = s->id, al[n] = strlen(s->id);
+            n++;
+            if (n == 5 + RD_KEEP_IDS) {
+                av[n] = "JUSTID", al[n] = 6;
+                keep_send(r, av, al, n);
+                n = 0;
+            }
+        }
+    if (n > 5) {
+        av[n] = "JUSTID", al[n] = 6;
+        keep_send(r, av, al, n);
+    }
 }
 
 /* ---- the claim loop (cmd) -------------------------------------------------------------- */
@@ -1073,12 +1243,15 @@ static void claim_step(redis_broker *r)
         r->claim_running = false;
         return;
     }
-    if (r->paused) {
-        r->claim_waiting = true; /* br_resume continues */
+    const int count = r->paused ? 0 : take_count(r);
+    if (count < 1) {
+        r->claim_waiting = true; /* br_resume or rd_msg_finish continues */
         return;
     }
+    char count_s[24];
+    snprintf(count_s, sizeof count_s, "%d", count);
     const char *av[9] = {"XAUTOCLAIM", r->in,           r->group, r->consumer,
-                         r->idle_s,    r->claim_cursor, "COUNT",  r->count_s};
+                         r->idle_s,    r->claim_cursor, "COUNT",  count_s};
     size_t al[9];
     for (int i = 0; i < 8; i++)
         al[i] = strlen(av[i]);
@@ -1256,6 +1429,7 @@ static void info_timer_cb(uv_timer_t *t)
     redis_broker *r = t->data;
     if (r->closing) return;
     const uint64_t now = mono_ms();
+    rate_tick(r, now);
     conn_watch(&r->rd, now);
     conn_watch(&r->cmd, now);
     if (!r->cmd.up || !r->cmd.ac) return;
@@ -1747,7 +1921,6 @@ redis_broker *redis_new(uv_loop_t *loop, const redis_options *o, char *err, size
     r->io_timeout_ms = o->io_timeout_ms ? o->io_timeout_ms : 15000;
     r->out_maxlen = o->out_maxlen;
     r->create_group = o->create_group;
-    snprintf(r->count_s, sizeof r->count_s, "%d", r->read_count);
     snprintf(r->block_s, sizeof r->block_s, "%d", r->block_ms);
     snprintf(r->idle_s, sizeof r->idle_s, "%d", r->claim_idle_ms);
     snprintf(r->maxlen_s, sizeof r->maxlen_s, "%ld", r->out_maxlen);
@@ -1764,8 +1937,8 @@ redis_broker *redis_new(uv_loop_t *loop, const redis_options *o, char *err, size
     r->rd.name = "read";
     r->cmd.name = "command";
     r->rd.backoff_ms = r->cmd.backoff_ms = RD_BACKOFF_MIN_MS;
-    uv_timer_t *timers[] = {&r->rd.timer,    &r->cmd.timer,  &r->read_timer,
-                            &r->claim_timer, &r->info_timer, &r->retry_timer};
+    uv_timer_t *timers[] = {&r->rd.timer,   &r->cmd.timer,   &r->read_timer, &r->claim_timer,
+                            &r->info_timer, &r->retry_timer, &r->keep_timer};
     for (size_t i = 0; i < sizeof timers / sizeof *timers; i++) {
         uv_timer_init(loop, timers[i]);
         timers[i]->data = r;
@@ -1786,6 +1959,8 @@ int redis_start(redis_broker *r, pipeline *p, char *err, size_t errlen)
     eq_log(EQ_LOG_INFO, "redis: %s db %d, stream %s, group %s, consumer %s -> %s (dead letters %s)",
            r->where, r->db, r->in, r->group, r->consumer, r->out, r->dlq);
     uv_timer_start(&r->info_timer, info_timer_cb, RD_INFO_TICK_MS, RD_INFO_TICK_MS);
+    const uint64_t keep_ms = r->claim_idle_ms / 3 > 50 ? (uint64_t)r->claim_idle_ms / 3 : 50;
+    uv_timer_start(&r->keep_timer, keep_timer_cb, keep_ms, keep_ms);
     conn_connect(&r->cmd);
     conn_connect(&r->rd);
     return 0;
@@ -1876,8 +2051,8 @@ static int shut(redis_broker *r, int timeout_ms, char *err, size_t errlen)
     }
     r->n_set = 0;
     r->freeing = true;
-    uv_timer_t *timers[] = {&r->rd.timer,    &r->cmd.timer,  &r->read_timer,
-                            &r->claim_timer, &r->info_timer, &r->retry_timer};
+    uv_timer_t *timers[] = {&r->rd.timer,   &r->cmd.timer,   &r->read_timer, &r->claim_timer,
+                            &r->info_timer, &r->retry_timer, &r->keep_timer};
     for (size_t i = 0; i < sizeof timers / sizeof *timers; i++) {
         timers[i]->data = r;
         uv_close((uv_handle_t *)timers[i], handle_closed_cb);

@@ -89,6 +89,9 @@ typedef struct {
                                      (WRONGPASS, NOAUTH, NOPERM, ...)         */
     uint64_t left_pending;        /* entries read but never submitted because
                                      the broker was closing (still pending)  */
+    uint64_t kept_alive;          /* held entries whose idle time was reset
+                                     (XCLAIM ... JUSTID), so that no other
+                                     consumer claims them                    */
 } redis_counters;
 
 /* Validates o and parses the URL; connects nothing. Returns NULL with a

@@ -66,6 +66,7 @@ function checkRelease(what, objs, v) {
     EMBEDQ_GROUP: v.consumerGroup, EMBEDQ_DEVICE: w.device, EMBEDQ_THREADS: w.threads,
     EMBEDQ_MAX_TOKENS: w.maxTokens, EMBEDQ_LONG_INPUT: w.longInput, EMBEDQ_BATCH_TOKENS: w.batchTokens,
     EMBEDQ_MAX_WAIT_MS: w.maxWaitMs, EMBEDQ_MAX_IN_FLIGHT: w.maxInFlight,
+    EMBEDQ_MAX_IN_FLIGHT_BYTES: w.maxInFlightBytes,
     EMBEDQ_TOKENIZE_THREADS: w.tokenizeThreads, EMBEDQ_OUTPUT_FORMAT: w.outputFormat,
     EMBEDQ_QDRANT_COLLECTION: w.qdrantCollection, EMBEDQ_MAX_MESSAGE_BYTES: w.maxMessageBytes,
     EMBEDQ_MAX_DEPTH: w.maxDepth, EMBEDQ_DRAIN_TIMEOUT: w.drainTimeout,
@@ -393,6 +394,17 @@ const cases = {
       // Drain: what is in flight must finish within the drain timeout at the estimated rate.
       ok(pv.worker.maxInFlight / pv.autoscaling.messagesPerSecondPerPod <= pv.worker.drainTimeout,
          `${base}: maxInFlight ${pv.worker.maxInFlight} drains within ${pv.worker.drainTimeout} s at ${pv.autoscaling.messagesPerSecondPerPod} msg/s`);
+      // Host memory (docs/worker.md, "Memory"): the checkpoint while it loads, the
+      // messages in flight (their charge, with a quarter for the allocator), Kafka's
+      // prefetch (64 MiB) and 2 GiB for the rest must fit the memory limit.
+      const units = { Ki: 2 ** 10, Mi: 2 ** 20, Gi: 2 ** 30 };
+      const lim = String(pv.resources.limits.memory).match(/^(\d+)(Ki|Mi|Gi)$/);
+      if (ok(lim, `${base}: resources.limits.memory ${pv.resources.limits.memory} in Ki/Mi/Gi`)) {
+        const limit = Number(lim[1]) * units[lim[2]];
+        const bytes = pv.worker.maxInFlightBytes ?? defaults().worker.maxInFlightBytes;
+        const need = weights[model] * 1e9 + 1.25 * bytes + 64 * 2 ** 20 + 2 * 2 ** 30;
+        ok(limit >= need, `${base}: memory limit ${pv.resources.limits.memory} >= ${(need / 2 ** 30).toFixed(1)} GiB (checkpoint + 1.25 x maxInFlightBytes + Kafka prefetch + 2 GiB)`);
+      }
       // docs/deploy.md's profiles table says the same.
       const row = fs.readFileSync(path.join(root, "docs", "deploy.md"), "utf8").split("\n").find((l) => l.startsWith(`| \`${base}\` |`));
       if (ok(row, `docs/deploy.md profiles table has ${base}`)) {

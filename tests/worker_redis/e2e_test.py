@@ -19,6 +19,12 @@ Scenarios (one function each):
                       pending (JSON output format)
   sigterm_under_load  SIGTERM with a backlog: exit 0, XPENDING empty, every
                       output acknowledged; a second worker finishes the rest
+  backlog_1mb         600 texts of 1 MB: a worker with default flags, one held
+                      only by --max-in-flight-bytes: peak RSS under 1 GB, the
+                      byte bound kept; 40 more held by one worker for minutes:
+                      another, idle, with a claim time-out of 30 s claims none
+  byte_bound_one      --max-in-flight-bytes 1: each message passes alone, all
+                      out; 0 is refused naming the flag
   poison              bad inputs -> exactly one dead letter each, with the
                       right `error` code and the original fields; an entry
                       delivered too often -> too_many_deliveries
@@ -110,10 +116,10 @@ def hidden_size():
         return json.load(f)["hidden_size"]
 
 
-def worker(srv, consumer, name, *extra, env=None):
+def worker(srv, consumer, name, *extra, group=GROUP, stream=IN, env=None):
     port = harness.free_port()
     args = [EMBEDQ, "worker", "--source", "redis", "--redis-url", srv.url,
-            "--in-stream", IN, "--group", GROUP, "--out-stream", OUT, "--dlq-stream", DLQ,
+            "--in-stream", stream, "--group", group, "--out-stream", OUT, "--dlq-stream", DLQ,
             "--consumer", consumer, "--model", MODEL, "--device", "cpu", "--threads", "1",
             "--tokenize-threads", "1", "--metrics-addr", "127.0.0.1",
             "--metrics-port", str(port)] + [str(x) for x in extra]
@@ -427,6 +433,10 @@ def sc_poison():
             ({"id": "p1", "text": ""}, "empty_text"),
             ({"id": "p2", "text": "ok", "dimensions": "abc"}, "dimensions_"),
             ({"text": "no id"}, "missing_id"),
+            # a repeated `data` (a list: XADD with the field twice): one dead
+            # letter holding both, in order, not an output from the first
+            ([("data", b'{"id": "d1", "text": "first"}'), ("note", "n"),
+              ("data", b'{"id": "d2", "text": "second"}')], "duplicate_key"),
         ]
         good = make_inputs(300, seed=6, prefix="g")
         ref = reference(good)
@@ -441,19 +451,27 @@ def sc_poison():
         seq = []
         for k, (fields, _) in enumerate(good):
             seq.append((fields, "good"))
-            if k % 15 == 0 and k // 15 < len(cases):
-                seq.append(cases[k // 15])
+            if k % 14 == 0 and k // 14 < len(cases):
+                seq.append(cases[k // 14])
         assert sum(1 for _, c in seq if c != "good") == len(cases)
         p = r.pipeline(transaction=False)
         for fields, _ in seq:
-            p.xadd(IN, fields)
+            if isinstance(fields, list):  # repeated field names
+                p.execute_command("XADD", IN, "*", *[x for kv in fields for x in kv])
+            else:
+                p.xadd(IN, fields)
         valid_extra = None
+        repeated = {}  # entry id -> [name, value, ...] its dead letter must start with
         for sid, (fields, code) in zip((x.decode() for x in p.execute()), seq):
             if code == "good":
                 continue
             if code is None:
                 valid_extra = sid
                 continue
+            if isinstance(fields, list):
+                repeated[sid] = [x.encode() if isinstance(x, str) else x
+                                 for kv in fields for x in kv]
+                fields = {}
             expect[sid] = (code, {(f.encode() if isinstance(f, str) else f):
                                   (v.encode() if isinstance(v, str) else v)
                                   for f, v in fields.items()})
@@ -480,8 +498,16 @@ def sc_poison():
                 assert f.get(k) == v, f"{sid}: field {k!r} = {f.get(k)!r}, want {v!r}"
         assert all(n == 1 for n in seen.values()), f"repeated dead letters: {seen}"
         assert set(seen) == set(expect), f"missing dead letters: {set(expect) - set(seen)}"
+        # the raw dead letters (redis-py's xrange keeps one value per name)
+        for _, flat in xrange_raw(r, DLQ):
+            sid = dict(zip(flat[0::2], flat[1::2]))[b"source_id"].decode()
+            if sid in repeated:
+                want = repeated.pop(sid)
+                assert flat[:len(want)] == want, f"{sid}: dead letter {flat}, want {want} first"
+        assert not repeated, f"no dead letter for {list(repeated)}"
         out = outputs(r)
         assert "j16" in out and len(out) == len(good) + 1, len(out)
+        assert "d1" not in out and "d2" not in out, "an entry with two `data` was embedded"
         dups, worst = check_vectors_subset(out, good, ref)
         print(f"poison: {len(seen)} dead letters ok, worst cosine {worst:.7f}")
         assert valid_extra
@@ -597,6 +623,111 @@ def sc_long_instruction():
         srv.stop()
 
 
+def vm_hwm_mb(p):
+    """Peak resident set (VmHWM) of a live process, in MB."""
+    with open(f"/proc/{p.proc.pid}/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def sc_backlog_1mb():
+    """Issue 15 item 2: a backlog of 600 texts of 1 MB (each takes seconds on
+    the tiny model on 2 cores: the backlog is never finished here). Three
+    runs on it, each its own consumer group:
+      defaults     one worker, default flags: peak RSS under 1 GB;
+      byte bound   one worker that may hold work for an hour (--claim-idle-ms
+                   3600000): what it holds is bounded by --max-in-flight-bytes
+                   (default 256 MiB; one message of slack), peak RSS < 1 GB;
+      hold         another stream of 40 such texts: worker A takes them all
+                   (they fit its bounds) and needs minutes for them; worker
+                   B, idle with room to spare, looks every second for entries
+                   idle 30 s (--claim-idle-ms 30000; A must finish a message
+                   within that, or it stops refreshing: ~15 s under ASan),
+                   for 60 s: it claims none (A keeps them refreshed) and
+                   nothing is embedded twice."""
+    srv = RedisServer(redis_dir()).start()
+    r = srv.client()
+    try:
+        rng = random.Random(8)
+        body = " ".join(rng.choice(WORDS) for _ in range(200_000))[:1_000_000]
+        p = r.pipeline(transaction=False)
+        for i in range(600):
+            p.xadd(IN, {"data": json.dumps({"id": f"big-{i}", "text": f"{i} " + body})})
+            if i % 20 == 19:
+                p.execute()
+        p.execute()
+        bound = 256 << 20
+        one = 3 * 1_000_030 + 4 * 8192 + 28 * hidden_size() + 1024 + 4096  # a message's charge
+
+        def run(group, names, seconds, *extra, stream=IN, first=None):
+            ws = []
+            for n in names:
+                ws.append(worker(srv, n, f"{group}-{n}", *extra, group=group, stream=stream))
+                wait_ready(ws[-1])
+                if first and len(ws) == 1:
+                    first()
+            t0, peak, held, held_b = time.time(), [0.0] * len(ws), [0] * len(ws), [0] * len(ws)
+            while time.time() - t0 < seconds:
+                for k, w in enumerate(ws):
+                    assert w.proc.poll() is None, f"worker exited:\n{w.stderr_tail()}"
+                    peak[k] = max(peak[k], vm_hwm_mb(w))
+                    held[k] = max(held[k], int(metric(w, "embedq_in_flight_messages") or 0))
+                    held_b[k] = max(held_b[k], int(metric(w, "embedq_in_flight_bytes") or 0))
+                time.sleep(0.5)
+            claimed, kept = [], []
+            for w in ws:
+                text = http_get(w, "/metrics")[1]
+                for kind, into in (("claimed", claimed), ("kept_alive", kept)):
+                    v = [float(x.split()[-1]) for x in text.splitlines()
+                         if x.startswith("embedq_broker_events_total") and f'kind="{kind}"' in x]
+                    into.append(v[0] if v else 0.0)
+            for w in ws:
+                w.kill9()
+            print(f"backlog_1mb: {group}: peak RSS {[round(x) for x in peak]} MB, most in flight "
+                  f"{held} messages / {[round(b / 2**20) for b in held_b]} MiB, claimed {claimed}, "
+                  f"kept alive {kept}")
+            return peak, held, held_b, claimed, kept
+
+        # RSS means nothing under ASan (shadow memory, quarantine): not checked there
+        rss_max = float("inf") if os.environ.get("EMBEDQ_SANITIZED") == "1" else 1024
+        # every run first, then the checks (so a failure still shows every figure)
+        peak_d = run("defaults", ["d1"], 25)[0]
+        peak_b, held, held_b, _, _ = run("bytes", ["b1"], 30, "--claim-idle-ms", "3600000")
+        in2 = "{embed}:in2"
+        for i in range(40):
+            p.xadd(in2, {"data": json.dumps({"id": f"hold-{i}", "text": f"{i} " + body})})
+        p.execute()
+        before = r.xlen(OUT)
+
+        def a_holds_all():
+            wait_for(lambda: {c["name"]: c["pending"] for c in
+                              r.xpending(in2, "hold")["consumers"]}.get(b"a", 0) == 40, 60,
+                     "a holding all 40 entries")
+        peak, _, _, claimed, kept = run("hold", ["a", "b"], 60, "--claim-idle-ms", "30000",
+                                        "--claim-interval-ms", "1000", stream=in2,
+                                        first=a_holds_all)
+        out = {}
+        for _, f in xrange_all(r, OUT)[before:]:
+            o = decode_out(f[b"data"], "msgpack")
+            out[o["id"]] = out.get(o["id"], 0) + 1
+        twice = sum(n - 1 for n in out.values())
+        print(f"backlog_1mb: hold: {len(out)} embedded, {twice} twice")
+
+        assert max(peak_d) < rss_max, f"defaults: peak RSS {peak_d} MB (limit 1024)"
+        assert max(peak_b) < rss_max, f"byte bound: peak RSS {peak_b} MB (limit 1024)"
+        assert held_b[0] <= bound + one, f"held {held_b[0]} bytes, bound {bound} + {one}"
+        assert held_b[0] >= bound // 2, f"held at most {held_b[0]} bytes: the bound was not reached"
+        assert max(peak) < rss_max, f"hold: peak RSS {peak} MB (limit 1024)"
+        assert sum(claimed) == 0, f"entries claimed while their worker held them: {claimed}"
+        assert kept[0] > 0, f"a's entries were not refreshed: {kept}"
+        assert twice == 0, f"{twice} entries embedded twice"
+        assert len(out) > 0, "nothing embedded in 60 s"
+    finally:
+        srv.stop()
+
+
 def sc_publish_oom():
     srv = RedisServer(redis_dir(), extra=("--maxmemory-policy", "noeviction")).start()
     r = srv.client()
@@ -657,6 +788,48 @@ def sc_publish_oom():
         srv.stop()
 
 
+def sc_byte_bound_one():
+    """--max-in-flight-bytes 1: every message is larger than the bound, so
+    each passes alone (never a deadlock): all 40 out, none twice, nothing
+    pending. --max-in-flight-bytes 0 is refused, naming the flag."""
+    p = subprocess.run([EMBEDQ, "worker", "--source", "redis", "--model", MODEL, "--group", "g",
+                        "--redis-url", "redis://127.0.0.1:1", "--in-stream", "i",
+                        "--out-stream", "o", "--dlq-stream", "d", "--max-in-flight-bytes", "0"],
+                       capture_output=True, text=True)
+    assert p.returncode == 2 and "--max-in-flight-bytes" in p.stderr, (p.returncode, p.stderr)
+    srv = RedisServer(redis_dir()).start()
+    r = srv.client()
+    try:
+        inputs = make_inputs(40, seed=9, prefix="one")
+        ref = reference(inputs)
+        feed(r, inputs)
+        w = worker(srv, "w1", "w1", "--max-in-flight-bytes", "1")
+        wait_ready(w)
+        held = 0
+        t0 = time.time()
+        while not (n_unique_out(r) == len(inputs) and pending_count(r, IN, GROUP) == 0):
+            assert time.time() - t0 < 120, f"{n_unique_out(r)} of {len(inputs)} out in 120 s"
+            held = max(held, int(metric(w, "embedq_in_flight_messages") or 0))
+            time.sleep(0.05)
+        stop(w)
+        dups, worst = check_vectors(r, inputs, ref, allow_dups=False)
+        print(f"byte_bound_one: {len(inputs)} out, most in flight {held}, "
+              f"worst cosine {worst:.7f}")
+        assert held <= 1, f"{held} messages in flight with a 1-byte bound"
+    finally:
+        srv.stop()
+
+
+def xrange_raw(r, stream):
+    """[(id, [name, value, ...])] of every entry, repeated names kept."""
+    conn = r.connection_pool.get_connection("XRANGE")
+    try:
+        conn.send_command("XRANGE", stream, "-", "+")
+        return [(e[0], e[1]) for e in conn.read_response()]
+    finally:
+        r.connection_pool.release(conn)
+
+
 def check_vectors_subset(out, inputs, ref):
     import numpy as np
     worst, dups = 1.0, 0
@@ -681,6 +854,8 @@ SCENARIOS = {
     "long_instruction": sc_long_instruction,
     "signals": sc_signals,
     "publish_oom": sc_publish_oom,
+    "backlog_1mb": sc_backlog_1mb,
+    "byte_bound_one": sc_byte_bound_one,
 }
 
 

@@ -76,6 +76,19 @@ void pipe_finish(pipeline *p, pipe_msg *m, bool accepted)
     }
 }
 
+/* No byte bound here: the message bound alone. */
+void pipe_room(const pipeline *p, int *msgs, uint64_t *bytes)
+{
+    *msgs = p->in_flight < p->max_in_flight ? p->max_in_flight - p->in_flight : 0;
+    *bytes = UINT64_MAX;
+}
+
+uint64_t pipe_charge(const pipeline *p, size_t input_bytes)
+{
+    (void)p;
+    return input_bytes;
+}
+
 int pipe_in_flight(const pipeline *p)
 {
     return p->in_flight;
