@@ -384,7 +384,8 @@ int cpu_backend_embed(cpu_backend *b, const int32_t *ids, const int32_t *cu_seql
                           b->max_seq_len);
         int d = dims ? dims[s] : D;
         if (d < 0 || d > D)
-            return eq_err(err, errlen, "cpu_backend: dims[%d] = %d not in 1..%d", s, d, D);
+            return eq_err(err, errlen, "cpu_backend: dims[%d] = %d not in 0..%d (0 = all %d)", s, d,
+                          D, D);
     }
     for (int t = 0; t < n; t++)
         if (ids[t] < 0 || ids[t] >= c->vocab_rows)

@@ -308,6 +308,16 @@ int main(int argc, char **argv)
     int bad_dims[1] = {D + 1};
     CHECK(cpu_backend_embed(b, ids, cu2, 1, bad_dims, out, err, sizeof err) == -1,
           "dims > hidden accepted");
+    /* The message states the range the check accepts: 0 (all) .. hidden. */
+    char want[64];
+    snprintf(want, sizeof want, "not in 0..%d (0 = all %d)", D, D);
+    CHECK(strstr(err, want) != NULL, "dims message: %s", err);
+    bad_dims[0] = -1;
+    CHECK(cpu_backend_embed(b, ids, cu2, 1, bad_dims, out, err, sizeof err) == -1,
+          "dims < 0 accepted");
+    bad_dims[0] = 0;
+    CHECK(cpu_backend_embed(b, ids, cu2, 1, bad_dims, out, err, sizeof err) == 0,
+          "dims 0 (all) refused: %s", err);
 
     /* 5. one thread vs all threads */
     cpu_backend *b1 = cpu_backend_new(m, s.total, s.max_len, 1, err, sizeof err);
