@@ -135,7 +135,8 @@ struct kafka_broker {
     int n_parts;
     int n_dirty;
     uint32_t epoch_seq;
-    krec live; /* sentinel of the list of live records                    */
+    uint64_t assigns; /* assign callbacks served (kafka_close waits on it) */
+    krec live;        /* sentinel of the list of live records                    */
     krec *retry_head, *retry_tail;
     int n_retry;
     int poll_interval_ms;
@@ -752,6 +753,7 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     flush_stores(k); /* what was delivered is stored before anything moves */
     rd_kafka_error_t *e = NULL;
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+        k->assigns++;
         const uint64_t now = uv_now(k->loop);
         /* Backpressure and draining outlive rebalances: while hard-paused,
          * new partitions are paused BEFORE they are assigned, so the pause
@@ -1522,6 +1524,58 @@ static int ms_left(uint64_t deadline, int floor_ms)
     return left < floor_ms ? floor_ms : left;
 }
 
+/* The offsets this worker stored for the partitions it holds, to commit
+ * at close; NULL when there are none. */
+static rd_kafka_topic_partition_list_t *final_offsets(kafka_broker *k)
+{
+    rd_kafka_topic_partition_list_t *l = NULL;
+    for (int i = 0; i < k->n_parts; i++) {
+        const kpart *pt = &k->parts[i];
+        if (!pt->assigned || pt->stored < 0) continue;
+        if (!l) l = rd_kafka_topic_partition_list_new(8);
+        rd_kafka_topic_partition_list_add(l, k->in_topic, i)->offset = pt->stored;
+    }
+    return l;
+}
+
+/* Commits offs and waits for the answer until deadline (at least 2 s):
+ * the first error, the request's or a partition's. The consumer is served
+ * meanwhile: while the group rebalances, librdkafka holds the commit until
+ * this member has rejoined, and the rejoin needs the application to serve
+ * the rebalance (records that come are dropped: never taken, they are
+ * left to the next owner). */
+static rd_kafka_resp_err_t commit_sync(kafka_broker *k, const rd_kafka_topic_partition_list_t *offs,
+                                       rd_kafka_queue_t *q, uint64_t deadline)
+{
+    rd_kafka_resp_err_t ce = rd_kafka_commit_queue(k->cons, offs, q, NULL, NULL);
+    if (ce) return ce;
+    const uint64_t until = mono_ms() + (uint64_t)ms_left(deadline, 2000);
+    rd_kafka_event_t *ev = NULL;
+    while (!(ev = rd_kafka_queue_poll(q, 20)) && mono_ms() < until) {
+        rd_kafka_message_t *rkm = rd_kafka_consumer_poll(k->cons, 20);
+        if (rkm) rd_kafka_message_destroy(rkm);
+    }
+    if (!ev) return RD_KAFKA_RESP_ERR__TIMED_OUT;
+    ce = rd_kafka_event_error(ev);
+    if (!ce) {
+        const rd_kafka_topic_partition_list_t *l = rd_kafka_event_topic_partition_list(ev);
+        for (int i = 0; l && i < l->cnt; i++)
+            if (l->elems[i].err) {
+                ce = l->elems[i].err;
+                break;
+            }
+    }
+    rd_kafka_event_destroy(ev);
+    return ce;
+}
+
+/* A commit refused because the group is between generations. */
+static bool group_refused(rd_kafka_resp_err_t e)
+{
+    return e == RD_KAFKA_RESP_ERR_ILLEGAL_GENERATION ||
+           e == RD_KAFKA_RESP_ERR_REBALANCE_IN_PROGRESS || e == RD_KAFKA_RESP_ERR_UNKNOWN_MEMBER_ID;
+}
+
 /* Purges what the producer still holds and serves the purge reports (each
  * finishes its record as not accepted), then whatever waited for room. */
 static void purge_producer(kafka_broker *k)
@@ -1605,27 +1659,49 @@ int kafka_close(kafka_broker *k, int timeout_ms, char *err, size_t errlen)
     /* 2. Partitions with everything finished: store their positions. */
     store_positions(k);
 
-    /* 3. Commit synchronously, bounded. */
+    /* 3. Commit synchronously, bounded. A group that is rebalancing
+     * refuses the commit (ILLEGAL_GENERATION,
+     * REBALANCE_IN_PROGRESS, UNKNOWN_MEMBER_ID): typically several workers
+     * stopped at once, as in a scale-down, and the others' leaving bumped
+     * the generation. librdkafka then rejoins by itself; we serve the
+     * consumer (its rebalance events; records still queued are dropped,
+     * they were never taken) and commit again under the new generation,
+     * until the deadline, naming the offsets this worker stored (a lost
+     * assignment clears librdkafka's stored offsets). Without the retry
+     * the partitions' last deliveries went to their next owner again. */
     rd_kafka_queue_t *q = rd_kafka_queue_new(k->cons);
-    rd_kafka_resp_err_t ce = rd_kafka_commit_queue(k->cons, NULL, q, NULL, NULL);
-    if (!ce) {
-        rd_kafka_event_t *ev = rd_kafka_queue_poll(q, ms_left(deadline, 2000));
-        if (!ev)
-            ce = RD_KAFKA_RESP_ERR__TIMED_OUT;
-        else {
-            ce = rd_kafka_event_error(ev);
-            if (!ce) {
-                /* Per-partition results. */
-                const rd_kafka_topic_partition_list_t *l = rd_kafka_event_topic_partition_list(ev);
-                for (int i = 0; l && i < l->cnt; i++)
-                    if (l->elems[i].err) {
-                        ce = l->elems[i].err;
-                        break;
-                    }
-            }
-            rd_kafka_event_destroy(ev);
+    rd_kafka_topic_partition_list_t *offs = final_offsets(k);
+    /* First what librdkafka holds as stored: it sends nothing when all of
+     * it is committed already (_NO_OFFSET). */
+    rd_kafka_resp_err_t ce = commit_sync(k, NULL, q, deadline);
+    for (int attempt = 1; offs && group_refused(ce) && ms_left(deadline, 0) > 0; attempt++) {
+        /* A refusal makes librdkafka rejoin; a commit sent before the
+         * rejoin is done is refused again and restarts the rejoin, so the
+         * next one waits for this member's next assignment (or, after
+         * REBALANCE_IN_PROGRESS, which keeps the assignment, 1 s). */
+        eq_log(EQ_LOG_WARN,
+               "kafka: final commit refused by the group (%s, attempt %d): it is rebalancing; "
+               "committing again once this worker has rejoined",
+               rd_kafka_err2name(ce), attempt);
+        const uint64_t a0 = k->assigns;
+        const int left = ms_left(deadline, 0);
+        const uint64_t until =
+            mono_ms() +
+            (uint64_t)(ce == RD_KAFKA_RESP_ERR_REBALANCE_IN_PROGRESS && left > 1000 ? 1000 : left);
+        while (k->assigns == a0 && mono_ms() < until) {
+            rd_kafka_message_t *rkm = rd_kafka_consumer_poll(k->cons, 50);
+            if (rkm) rd_kafka_message_destroy(rkm);
         }
+        if (k->assigns == a0 && ce != RD_KAFKA_RESP_ERR_REBALANCE_IN_PROGRESS) {
+            PROBLEM("commit: refused (%s) and the group did not take this worker back before "
+                    "the drain timeout",
+                    rd_kafka_err2name(ce));
+            ce = RD_KAFKA_RESP_ERR__NO_OFFSET; /* said */
+            break;
+        }
+        ce = commit_sync(k, offs, q, deadline);
     }
+    if (offs) rd_kafka_topic_partition_list_destroy(offs);
     if (ce && ce != RD_KAFKA_RESP_ERR__NO_OFFSET) PROBLEM("commit: %s", rd_kafka_err2str(ce));
 
     /* 4. Leave the group (serving the final revoke), bounded. */

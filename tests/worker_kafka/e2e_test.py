@@ -17,6 +17,13 @@ Scenarios (--scenario NAME):
   broker_down         `down 1` for 5 s mid-stream (longer than the session
                       timeout: the group loses the member), then `up 1`.
   join_midstream      a second worker joins while the first is busy.
+  close_rebalance     the group refuses the final commit at SIGTERM (injected:
+                      ILLEGAL_GENERATION twice, then REBALANCE_IN_PROGRESS, as
+                      when several workers stop at once and the group's
+                      generation moves on): the worker commits again once it
+                      has rejoined; exit 0, offsets at the log end.
+  stop_together       two workers, offsets not yet committed (auto-commit off),
+                      SIGTERM'd at once: each exits 0, offsets at the log end.
   sigterm_under_load  SIGTERM with records in flight: exit 0, and the commit is
                       exactly the end of what was delivered (nothing lost,
                       nothing duplicated when another worker takes over).
@@ -713,6 +720,42 @@ def scenario_join_midstream(ctx, n):
         check("kafka: assigned" in b.log_text(), "the joining worker was assigned partitions")
 
 
+
+def scenario_close_rebalance(ctx, n):
+    n = min(n, 2000)
+    inputs = Inputs(n, 1000, 13)
+    feed(ctx.mock.bootstrap, inputs, 0, n)
+    # No auto-commit before the close: the final commit carries every offset.
+    a = ctx.worker("a", extra_config=["consumer.auto.commit.interval.ms=600000"])
+    ctx.wait_all(inputs)
+    # OffsetCommit (API key 8): 22 = ILLEGAL_GENERATION, 27 = REBALANCE_IN_PROGRESS;
+    # the next OffsetCommit requests are the close's.
+    for cmd in ("error 8 2 22", "error 8 1 27"):
+        check(ctx.mock.cmd(cmd).startswith("ok"), "mock: %s" % cmd)
+    ctx.finish(inputs)
+    log_text = a.log_text()
+    refused = re.findall(r"final commit refused by the group \((\w+), attempt (\d)\)", log_text)
+    # librdkafka's own commit on the lost assignment may take one of the
+    # injected errors: the worker sees two or three of them.
+    check(len(refused) >= 2 and refused[0][0] == "ILLEGAL_GENERATION",
+          "the final commit was refused, logged and made again: %s" % refused)
+
+
+def scenario_stop_together(ctx, n):
+    """Two workers stopped at the same moment (a scale-down), each with
+    offsets the group has not committed yet: the first to leave moves the
+    group's generation on under the other's final commit."""
+    n = min(n, 2000)
+    inputs = Inputs(n, 1000, 14)
+    feed(ctx.mock.bootstrap, inputs, 0, n)
+    cfg = ["consumer.auto.commit.interval.ms=600000"]
+    a = ctx.worker("a", extra_config=cfg)
+    b = ctx.worker("b", extra_config=cfg)
+    wait_until(lambda: "kafka: assigned" in b.log_text(), 30, "b to get partitions")
+    ctx.wait_all(inputs)
+    ctx.finish(inputs)  # SIGTERM to both, then: exit 0 each, committed = log end
+    log("refusals", len(re.findall(r"final commit refused", a.log_text() + b.log_text())))
+
 def scenario_sigterm_under_load(ctx, n):
     # Half the inputs are a backlog (load: the in-flight bound is reached);
     # the other half arrive over 10 s, so the worker, stopped after a tenth of
@@ -1063,6 +1106,8 @@ SCENARIOS = {
     "kill_restart": scenario_kill_restart,
     "broker_down": scenario_broker_down,
     "join_midstream": scenario_join_midstream,
+    "close_rebalance": scenario_close_rebalance,
+    "stop_together": scenario_stop_together,
     "sigterm_under_load": scenario_sigterm_under_load,
     "poison": scenario_poison,
     "bad_config": scenario_bad_config,
