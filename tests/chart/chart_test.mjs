@@ -74,7 +74,7 @@ function checkRelease(what, objs, v) {
     const want = {
       EMBEDQ_MODEL: v.model.path, EMBEDQ_SERVED_MODEL_NAME: v.api.servedModelName || v.model.name,
       EMBEDQ_HOST: "0.0.0.0", EMBEDQ_PORT: v.api.port, EMBEDQ_DEVICE: w.device, EMBEDQ_THREADS: w.threads,
-      EMBEDQ_MAX_TOKENS: w.maxTokens, EMBEDQ_BATCH_TOKENS: w.batchTokens, EMBEDQ_MAX_WAIT_MS: w.maxWaitMs,
+      EMBEDQ_MAX_TOKENS: w.maxTokens, EMBEDQ_BATCH_TOKENS: w.batchTokens,
       EMBEDQ_TOKENIZE_THREADS: w.tokenizeThreads, EMBEDQ_DRAIN_TIMEOUT: w.drainTimeout, EMBEDQ_LOG_LEVEL: w.logLevel,
       OMP_WAIT_POLICY: "PASSIVE",
     };
@@ -119,8 +119,13 @@ function checkRelease(what, objs, v) {
                                      : /^EMBEDQ_(BROKERS|IN_TOPIC|OUT_TOPIC|DLQ_TOPIC|KAFKA|CLIENT_ID)/;
   for (const n of names) ok(!other.test(n), `${what}: ${n} does not belong to source ${v.source}`);
   if (v.api.enabled) eq(env.EMBEDQ_API_PORT && env.EMBEDQ_API_PORT.value, String(v.api.port), `${what}: env EMBEDQ_API_PORT`);
-  else ok(!env.EMBEDQ_API_PORT, `${what}: no EMBEDQ_API_PORT with the API off`);
   }
+  // The API's name and limits, in both modes; none of the API's variables with it off.
+  const apiVars = { EMBEDQ_SERVED_MODEL_NAME: v.api.servedModelName || v.model.name, EMBEDQ_MAX_INPUTS: v.api.maxInputs,
+                    EMBEDQ_MAX_PENDING_INPUTS: v.api.maxPendingInputs, EMBEDQ_MAX_BODY_BYTES: v.api.maxBodyBytes,
+                    EMBEDQ_MAX_CONNECTIONS: v.api.maxConnections };
+  if (apiOn(v)) for (const [k, val] of Object.entries(apiVars)) eq(env[k] && env[k].value, String(val), `${what}: env ${k}`);
+  else for (const k of ["EMBEDQ_API_PORT", ...Object.keys(apiVars)]) ok(!env[k] || userEnv.has(k), `${what}: no ${k} with the API off`);
 
   // Grace period above the preStop sleep (API on) plus the drain timeout:
   // Kubernetes counts the grace period from the start of the preStop hook.
@@ -856,7 +861,7 @@ const cases = {
     // The chart covers every worker variable except the listen address
     // (fixed 0.0.0.0) and the few left to extraEnv.
     const notRendered = [...accepted].filter((n) => !seen.has(n)).sort();
-    eq(notRendered, ["EMBEDQ_METRICS_ADDR"], "worker variables the chart does not set");
+    eq(notRendered, ["EMBEDQ_METRICS_ADDR", ...CONTRACT.worker.notRendered.filter((n) => accepted.has(n))].sort(), "worker variables the chart does not set");
   },
 
   // The rendered environment, as Kubernetes would expand it, is accepted by

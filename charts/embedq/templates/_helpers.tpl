@@ -46,6 +46,21 @@ embedq/source: {{ .Values.source }}
 {{- if eq .Values.mode "serve" -}}http-api{{- else -}}metrics{{- end -}}
 {{- end -}}
 
+{{/* The API's name and limits, the same in both modes (container env entries). */}}
+{{- define "embedq.apiLimitsEnv" -}}
+{{- $a := .Values.api -}}
+- name: EMBEDQ_SERVED_MODEL_NAME
+  value: {{ default .Values.model.name $a.servedModelName | quote }}
+- name: EMBEDQ_MAX_INPUTS
+  value: {{ include "embedq.int" $a.maxInputs | quote }}
+- name: EMBEDQ_MAX_PENDING_INPUTS
+  value: {{ include "embedq.int" $a.maxPendingInputs | quote }}
+- name: EMBEDQ_MAX_BODY_BYTES
+  value: {{ include "embedq.int" $a.maxBodyBytes | quote }}
+- name: EMBEDQ_MAX_CONNECTIONS
+  value: {{ include "embedq.int" $a.maxConnections | quote }}
+{{- end -}}
+
 {{/* The preStop sleep in front of SIGTERM (API on only: nothing routes to a queue worker). */}}
 {{- define "embedq.preStopSleep" -}}
 {{- if include "embedq.apiOn" . -}}{{- .Values.api.preStopSleepSeconds | int64 -}}{{- else -}}0{{- end -}}
