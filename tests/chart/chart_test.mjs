@@ -6,6 +6,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { spawn, spawnSync } from "node:child_process";
 import http from "node:http";
+import net from "node:net";
 import YAML from "yaml";
 import {
   apiContract, chartDir, here, defaults, eq, expandEnv, finish, helm, helmBin, loadYaml, merge, ok, parseManifests,
@@ -898,12 +899,23 @@ const cases = {
       runs.push(["redis-password", merge(base, { source: "redis", redis: { address: `127.0.0.1:${redis.port}`, auth: { secretName: "redis-auth" } } }), true]);
       runs.push(["redis-acl", merge(base, { source: "redis", redis: { address: `127.0.0.1:${redis.port}`, db: 1, auth: { secretName: "redis-auth", usernameKey: "username" } } }), true]);
     } else console.log("note: redis-server not found: Redis runs skipped");
+    // The API (worker --api-port, embedq serve) where the binary has it.
+    const whelp = spawnSync(bin, ["worker", "--help"], { encoding: "utf8" });
+    const workerApi = /\[EMBEDQ_API_PORT\]/.test(whelp.stdout + whelp.stderr);
+    const serveApi = spawnSync(bin, ["serve", "--help"], { encoding: "utf8" }).status === 0;
+    if (workerApi && mock)
+      runs.push(["kafka-api", merge(base, merge(PROM, { api: { enabled: true }, kafka: { brokers: mock.addr, inTopic: "in", outTopic: "out", dlqTopic: "dlq" } })), true, null, { api: true }]);
+    if (workerApi && redis)
+      runs.push(["redis-api", merge(base, merge(PROM, { source: "redis", api: { enabled: true, servedModelName: "q3" }, redis: { address: `127.0.0.1:${redis.port}`, auth: { secretName: "redis-auth" } } })), true, null, { api: true }]);
+    if (serveApi) runs.push(["serve", merge(base, merge(SERVE, { autoscaling: { prometheus: { metric: "embedq_api_queue_inputs" } } })), true, null, { api: true }]);
+    if (!workerApi || !serveApi)
+      console.log(`note: ${bin} has no ${[workerApi ? null : "worker --api-port", serveApi ? null : "serve"].filter(Boolean).join(" and no ")} (a build without the API): those runs skipped`);
     if (!runs.length) {
       console.log("SKIP: neither embedq mock-kafka nor redis-server available");
       process.exit(77);
     }
     try {
-      for (const [name, values, wantReady, tlsDir] of runs) {
+      for (const [name, values, wantReady, tlsDir, opts = {}] of runs) {
         const objs = renderOk(name, { values });
         if (!objs) continue;
         const c = byKind(objs, "Deployment")[0].spec.template.spec.containers[0];
@@ -915,10 +927,39 @@ const cases = {
         });
         // Local stand-ins for what the pod has: the model, a free port, the TLS mount.
         env.EMBEDQ_MODEL = model;
-        env.EMBEDQ_METRICS_PORT = "0";
+        // The container's command (serve mode) or the image's entrypoint (embedq worker).
+        const args = c.command ? c.command.slice(c.command.indexOf("/usr/local/bin/embedq") + 1) : ["worker"];
+        const ports = {};
+        if (opts.api) {
+          // Free ports for the listeners (the probes' and the Service's
+          // named ports are checked to match these variables elsewhere).
+          ports.api = await freePort();
+          if (values.mode === "serve") {
+            env.EMBEDQ_PORT = String(ports.api);
+            ports.health = ports.api;
+          } else {
+            env.EMBEDQ_API_PORT = String(ports.api);
+            ports.health = await freePort();
+            env.EMBEDQ_METRICS_PORT = String(ports.health);
+          }
+        } else env.EMBEDQ_METRICS_PORT = "0";
         if (tlsDir && env.EMBEDQ_KAFKA_CONFIG) env.EMBEDQ_KAFKA_CONFIG = env.EMBEDQ_KAFKA_CONFIG.replaceAll("/etc/embedq/kafka-tls", tlsDir);
         for (const k of Object.keys(env)) ok(!env[k].includes("$("), `${name}: ${k} fully expanded`);
-        const res = await runWorker(bin, env, wantReady);
+        const res = await runWorker(bin, env, wantReady, { args, ...ports });
+        if (opts.api) {
+          const vv = caseValues(values);
+          const want = vv.api.servedModelName || vv.model.name;
+          let ids = [];
+          try { ids = JSON.parse(res.models.body).data.map((d) => d.id); } catch { /* reported below */ }
+          ok(res.models.status === 200 && ids.includes(want),
+             `${name}: GET /v1/models on the API port answers ${want}: ${res.models.status} ${res.models.body.slice(0, 200)}`);
+          // The trigger's query names metrics the real /metrics has.
+          const so = byKind(objs, "ScaledObject")[0];
+          const prom = so && so.spec.triggers.find((x) => x.type === "prometheus");
+          if (ok(prom, `${name}: prometheus trigger rendered`))
+            for (const m of prom.metadata.query.matchAll(/\b(embedq_[a-z_]+)\b/g))
+              ok(res.metrics.has(m[1]), `${name}: trigger metric ${m[1]} is in the real /metrics scrape`);
+        }
         ok(res.started, `${name}: worker started with the rendered env (${res.why})`);
         if (wantReady) ok(res.ready, `${name}: worker ready (/readyz 200): ${res.why}`);
         ok(res.exit === 0 || res.exit === 3, `${name}: SIGTERM exit ${res.exit} (0 drained, 3 drain timeout)`);
@@ -1014,20 +1055,36 @@ function makeCa(dir) {
 
 // Starts the worker with exactly `env` (plus PATH), waits for it to serve
 // HTTP and (if wanted) to turn ready, scrapes /metrics, sends SIGTERM.
-async function runWorker(bin, env, wantReady) {
-  const p = spawn(bin, ["worker"], { env: { PATH: process.env.PATH, ...env }, stdio: ["ignore", "pipe", "pipe"] });
+function freePort() {
+  return new Promise((resolve) => {
+    const s = net.createServer();
+    s.listen(0, "127.0.0.1", () => {
+      const { port } = s.address();
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+// opts: args (default ["worker"]); health: the /readyz /metrics port when
+// known (else read from the log); api: the API port, whose /v1/models is
+// fetched once ready.
+async function runWorker(bin, env, wantReady, opts = {}) {
+  const p = spawn(bin, opts.args || ["worker"], { env: { PATH: process.env.PATH, ...env }, stdio: ["ignore", "pipe", "pipe"] });
   let log = "";
   p.stdout.on("data", (d) => (log += d));
   p.stderr.on("data", (d) => (log += d));
   const exited = new Promise((r) => p.on("exit", (code) => r(code)));
-  let port = 0, started = false, ready = false, metrics = new Set(), why = "";
+  let port = opts.health || 0, started = false, ready = false, metrics = new Set(), why = "";
+  let models = { status: 0, body: "" };
   const deadline = Date.now() + 30000;
   while (Date.now() < deadline && p.exitCode === null) {
     await sleep(250);
-    const m = log.match(/http: .* on [0-9.:]+:([0-9]+)/);
+    const m = !opts.health && log.match(/http: .* on [0-9.:]+:([0-9]+)/);
     if (m) port = Number(m[1]);
-    // Started: the model opened and the broker client was configured without error.
-    if (port && /backend cpu/.test(log) && !/^embedq error/m.test(log)) {
+    // Started: the model opened and the broker client was configured without
+    // error (a known health port: it answers).
+    if (opts.health && (await get(port, "/readyz")).status === 0) continue;
+    if (port && (opts.health || /backend cpu/.test(log)) && !/^embedq error/m.test(log)) {
       if (!started) { started = true; await sleep(2000); if (p.exitCode !== null) { started = false; break; } }
       const r = await get(port, "/readyz");
       why = `/readyz ${r.status} ${r.body.trim()}`;
@@ -1036,6 +1093,7 @@ async function runWorker(bin, env, wantReady) {
     }
   }
   if (port && p.exitCode === null) {
+    if (opts.api && ready) models = await get(opts.api, "/v1/models");
     const r = await get(port, "/metrics");
     for (const m of r.body.matchAll(/^# TYPE (embedq_[a-z_]+) /gm)) metrics.add(m[1]);
   }
@@ -1044,7 +1102,7 @@ async function runWorker(bin, env, wantReady) {
   const exit = await exited;
   clearTimeout(timer);
   if (!started || (wantReady && !ready)) why += ` | log: ${log.split("\n").slice(-6).join(" / ")}`;
-  return { started, ready, exit, metrics, why };
+  return { started, ready, exit, metrics, why, models };
 }
 
 // ---------------------------------------------------------------- main
