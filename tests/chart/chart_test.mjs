@@ -6,9 +6,10 @@ import fs from "node:fs";
 import path from "node:path";
 import { spawn, spawnSync } from "node:child_process";
 import http from "node:http";
+import net from "node:net";
 import YAML from "yaml";
 import {
-  chartDir, here, defaults, eq, expandEnv, finish, helm, helmBin, loadYaml, merge, ok, parseManifests,
+  apiContract, chartDir, here, defaults, eq, expandEnv, finish, helm, helmBin, loadYaml, merge, ok, parseManifests,
   profiles, render, requireTools, root, tmpdir, validateObject, which,
 } from "./lib.mjs";
 
@@ -24,6 +25,13 @@ const one = (objs, kind, what) => {
   return l[0];
 };
 const envOf = (c) => Object.fromEntries((c.env || []).map((e) => [e.name, e]));
+const CONTRACT = apiContract();
+const apiOn = (v) => v.mode === "serve" || !!v.api.enabled;
+const healthPort = (v) => (v.mode === "serve" ? "http-api" : "metrics");
+// Variables the chart may give `embedq serve`: the contract's own and the
+// worker's engine settings it shares.
+const SERVE_ENV = new Set([...Object.values(CONTRACT.serve.flags), ...CONTRACT.serve.sharedEnv]);
+const QUEUE_ENV = /^EMBEDQ_(SOURCE|GROUP|MODEL_NAME|BROKERS|IN_TOPIC|OUT_TOPIC|DLQ_TOPIC|KAFKA|CLIENT_ID|REDIS|IN_STREAM|OUT_STREAM|DLQ_STREAM|CONSUMER|CLAIM|MAX_DELIVERIES|OUT_MAXLEN|MAX_IN_FLIGHT|OUTPUT_FORMAT|QDRANT|MAX_MESSAGE_BYTES|MAX_DEPTH|PUBLISH_FAIL|METRICS_PORT|API_PORT|LONG_INPUT)/;
 const num = (x) => Number(x);
 
 // Renders, parses and validates; returns objects (or null when helm failed).
@@ -41,8 +49,9 @@ function checkRelease(what, objs, v) {
   if (!dep) return;
   const spec = dep.spec.template.spec;
   const podLabels = dep.spec.template.metadata.labels;
-  const c = spec.containers.find((x) => x.name === "worker");
-  if (!ok(c, `${what}: container 'worker'`)) return;
+  const c = spec.containers.find((x) => x.name === v.mode);
+  if (!ok(c, `${what}: container '${v.mode}'`)) return;
+  eq(spec.containers.length, 1, `${what}: one container`);
   const env = envOf(c);
   const names = (c.env || []).map((e) => e.name);
   eq(names.length, new Set(names).size, `${what}: env names unique`);
@@ -61,6 +70,25 @@ function checkRelease(what, objs, v) {
 
   // Worker settings from values.
   const w = v.worker;
+  const userEnv = new Set((v.extraEnv || []).map((e) => e.name));
+  if (v.mode === "serve") {
+    const want = {
+      EMBEDQ_MODEL: v.model.path, EMBEDQ_SERVED_MODEL_NAME: v.api.servedModelName || v.model.name,
+      EMBEDQ_HOST: "0.0.0.0", EMBEDQ_PORT: v.api.port, EMBEDQ_DEVICE: w.device, EMBEDQ_THREADS: w.threads,
+      EMBEDQ_MAX_TOKENS: w.maxTokens, EMBEDQ_BATCH_TOKENS: w.batchTokens,
+      EMBEDQ_TOKENIZE_THREADS: w.tokenizeThreads, EMBEDQ_DRAIN_TIMEOUT: w.drainTimeout, EMBEDQ_LOG_LEVEL: w.logLevel,
+      OMP_WAIT_POLICY: "PASSIVE",
+    };
+    for (const [k, val] of Object.entries(want)) eq(env[k] && env[k].value, String(val), `${what}: env ${k}`);
+    for (const n of names) {
+      if (userEnv.has(n) || !n.startsWith("EMBEDQ_")) continue;
+      ok(SERVE_ENV.has(n), `${what}: ${n} is a variable of embedq serve (tests/api_contract.json)`);
+      ok(!QUEUE_ENV.test(n), `${what}: ${n} (a queue setting) not given to embedq serve`);
+    }
+    // The image's ENTRYPOINT runs the worker: serve mode replaces it.
+    if (!v.command.length) eq(c.command, ["/usr/bin/tini", "--", "/usr/local/bin/embedq", "serve"], `${what}: command runs embedq serve`);
+  } else {
+  if (!v.command.length) ok(!c.command, `${what}: the image's entrypoint (embedq worker) runs`);
   const want = {
     EMBEDQ_SOURCE: v.source, EMBEDQ_MODEL: v.model.path, EMBEDQ_MODEL_NAME: v.model.name,
     EMBEDQ_GROUP: v.consumerGroup, EMBEDQ_DEVICE: w.device, EMBEDQ_THREADS: w.threads,
@@ -91,21 +119,38 @@ function checkRelease(what, objs, v) {
   const other = v.source === "kafka" ? /^EMBEDQ_(REDIS|IN_STREAM|OUT_STREAM|DLQ_STREAM|CLAIM|MAX_DELIVERIES|OUT_MAXLEN|CONSUMER)/
                                      : /^EMBEDQ_(BROKERS|IN_TOPIC|OUT_TOPIC|DLQ_TOPIC|KAFKA|CLIENT_ID)/;
   for (const n of names) ok(!other.test(n), `${what}: ${n} does not belong to source ${v.source}`);
+  if (v.api.enabled) eq(env.EMBEDQ_API_PORT && env.EMBEDQ_API_PORT.value, String(v.api.port), `${what}: env EMBEDQ_API_PORT`);
+  }
+  // The API's name and limits, in both modes; none of the API's variables with it off.
+  const apiVars = { EMBEDQ_SERVED_MODEL_NAME: v.api.servedModelName || v.model.name, EMBEDQ_MAX_INPUTS: v.api.maxInputs,
+                    EMBEDQ_MAX_PENDING_INPUTS: v.api.maxPendingInputs, EMBEDQ_MAX_BODY_BYTES: v.api.maxBodyBytes,
+                    EMBEDQ_MAX_CONNECTIONS: v.api.maxConnections };
+  if (apiOn(v)) for (const [k, val] of Object.entries(apiVars)) eq(env[k] && env[k].value, String(val), `${what}: env ${k}`);
+  else for (const k of ["EMBEDQ_API_PORT", ...Object.keys(apiVars)]) ok(!env[k] || userEnv.has(k), `${what}: no ${k} with the API off`);
 
-  // Grace period above the drain timeout.
+  // Grace period above the preStop sleep (API on) plus the drain timeout:
+  // Kubernetes counts the grace period from the start of the preStop hook.
+  const sleep = apiOn(v) ? v.api.preStopSleepSeconds : 0;
+  const pre = c.lifecycle && c.lifecycle.preStop;
+  if (sleep > 0) eq(pre && pre.exec && pre.exec.command, ["/bin/sleep", String(sleep)], `${what}: preStop sleeps ${sleep} s`);
+  else ok(!pre, `${what}: no preStop hook`);
   const grace = spec.terminationGracePeriodSeconds;
-  ok(grace > num(env.EMBEDQ_DRAIN_TIMEOUT.value),
-     `${what}: terminationGracePeriodSeconds ${grace} > drain timeout ${env.EMBEDQ_DRAIN_TIMEOUT.value}`);
+  ok(grace > sleep + num(env.EMBEDQ_DRAIN_TIMEOUT.value),
+     `${what}: terminationGracePeriodSeconds ${grace} > preStop ${sleep} + drain timeout ${env.EMBEDQ_DRAIN_TIMEOUT.value}`);
   if (v.terminationGracePeriodSeconds == null)
-    eq(grace, w.drainTimeout + v.terminationGraceMarginSeconds, `${what}: grace = drain + margin`);
+    eq(grace, sleep + w.drainTimeout + v.terminationGraceMarginSeconds, `${what}: grace = preStop + drain + margin`);
 
-  // Probes and the metrics port.
-  const port = c.ports.find((p) => p.name === "metrics");
-  ok(port && port.containerPort === w.metricsPort, `${what}: containerPort metrics = ${w.metricsPort}`);
+  // Probes and the health / metrics port: the worker's metrics port, or the
+  // API's in serve mode (tests/api_contract.json healthPort).
+  const portByName = Object.fromEntries((c.ports || []).map((p) => [p.name, p]));
+  eq((c.ports || []).length, new Set((c.ports || []).map((p) => p.containerPort)).size, `${what}: container ports distinct`);
+  if (v.mode === "serve") ok(!portByName.metrics, `${what}: serve mode has no separate metrics port`);
+  else ok(portByName.metrics && portByName.metrics.containerPort === w.metricsPort, `${what}: containerPort metrics = ${w.metricsPort}`);
   eq(c.livenessProbe.httpGet.path, "/healthz", `${what}: liveness path`);
   eq(c.readinessProbe.httpGet.path, "/readyz", `${what}: readiness path`);
   eq(c.startupProbe.httpGet.path, "/readyz", `${what}: startup path`);
-  for (const p of [c.livenessProbe, c.readinessProbe, c.startupProbe]) eq(p.httpGet.port, "metrics", `${what}: probe port`);
+  for (const p of [c.livenessProbe, c.readinessProbe, c.startupProbe]) eq(p.httpGet.port, healthPort(v), `${what}: probe port`);
+  ok(portByName[healthPort(v)], `${what}: the probes' port ${healthPort(v)} is a container port`);
   const budget = c.startupProbe.failureThreshold * c.startupProbe.periodSeconds;
   ok(budget >= v.startup.maxSeconds && budget < v.startup.maxSeconds + c.startupProbe.periodSeconds,
      `${what}: startup budget ${budget} s covers startup.maxSeconds ${v.startup.maxSeconds}`);
@@ -151,17 +196,90 @@ function checkRelease(what, objs, v) {
   const matches = (sel) => Object.entries(sel || {}).every(([k, x]) => podLabels[k] === x);
   for (const pdb of byKind(objs, "PodDisruptionBudget")) ok(matches(pdb.spec.selector.matchLabels), `${what}: PDB selects the pods`);
   eq(byKind(objs, "PodDisruptionBudget").length, v.podDisruptionBudget.enabled ? 1 : 0, `${what}: PDB count`);
-  const svc = byKind(objs, "Service")[0];
+  const svc = byKind(objs, "Service").find((s) => s.metadata.name === dep.metadata.name);
   eq(!!svc, !!v.service.enabled, `${what}: Service present`);
   if (svc) {
     ok(matches(svc.spec.selector), `${what}: Service selects the pods`);
-    eq(svc.spec.ports[0].targetPort, "metrics", `${what}: Service targets the metrics port`);
+    eq(svc.spec.ports[0].targetPort, healthPort(v), `${what}: Service targets the ${healthPort(v)} port`);
   }
+  checkApi(what, objs, v, dep, c, env, matches);
   for (const o of objs)
     ok(o.metadata.labels && o.metadata.labels["app.kubernetes.io/instance"] === "rel", `${what}: ${o.kind} labelled`);
 
   checkScaling(what, objs, v, dep, env);
   checkMonitoring(what, objs, v, svc, podLabels);
+}
+
+// The API: the Service's port resolves, by name, to the container port that
+// embedq listens on (EMBEDQ_API_PORT in worker mode, EMBEDQ_PORT in serve
+// mode), and so does the Ingress' backend; nothing overrides the port.
+function checkApi(what, objs, v, dep, c, env, matches) {
+  const name = `${dep.metadata.name}-api`;
+  const svc = byKind(objs, "Service").find((s) => s.metadata.name === name);
+  const ing = byKind(objs, "Ingress");
+  const cport = (c.ports || []).find((p) => p.name === "http-api");
+  if (!apiOn(v)) {
+    ok(!svc && !cport && !ing.length, `${what}: API off: no API Service, port or Ingress`);
+    return;
+  }
+  const varName = v.mode === "serve" ? "EMBEDQ_PORT" : "EMBEDQ_API_PORT";
+  const listen = env[varName] && Number(env[varName].value);
+  eq(listen, v.api.port, `${what}: ${varName} = api.port`);
+  for (const a of [...(c.command || []), ...(c.args || [])])
+    ok(!/^--(api-port|port|host)(=|$)/.test(a), `${what}: command/args do not override the port (${a})`);
+  if (!ok(cport, `${what}: container port http-api`)) return;
+  eq(cport.containerPort, listen, `${what}: container port http-api = ${varName} (the port embedq listens on)`);
+  if (!ok(svc, `${what}: API Service ${name}`)) return;
+  ok(matches(svc.spec.selector), `${what}: API Service selects the pods`);
+  eq(svc.spec.type, v.api.service.type, `${what}: API Service type`);
+  const sp = svc.spec.ports;
+  eq(sp.map((p) => p.name), ["http-api"], `${what}: API Service port name`);
+  eq(sp[0].port, v.api.service.port, `${what}: API Service port = api.service.port`);
+  // targetPort by name or number must land on the port embedq listens on.
+  const target = typeof sp[0].targetPort === "string" ? (c.ports.find((p) => p.name === sp[0].targetPort) || {}).containerPort : sp[0].targetPort;
+  eq(target, listen, `${what}: API Service targetPort reaches ${varName}`);
+  if (!(v.api.ingress && v.api.ingress.enabled)) {
+    eq(ing.length, 0, `${what}: no Ingress`);
+    return;
+  }
+  if (!ok(ing.length === 1, `${what}: one Ingress`)) return;
+  const spec = ing[0].spec;
+  const i = v.api.ingress;
+  eq(spec.ingressClassName, i.className || undefined, `${what}: ingressClassName`);
+  const canon = (x) => (x === undefined ? x : JSON.parse(JSON.stringify(x, (k, y) => (y && typeof y === "object" && !Array.isArray(y) ? Object.fromEntries(Object.entries(y).sort()) : y))));
+  eq(canon(spec.tls), canon(i.tls.length ? i.tls : undefined), `${what}: Ingress tls`);
+  eq(spec.rules.map((r) => r.host), i.hosts.length ? i.hosts : [undefined], `${what}: Ingress hosts`);
+  for (const r of spec.rules)
+    for (const pth of r.http.paths) {
+      eq([pth.path, pth.pathType], [i.path, i.pathType], `${what}: Ingress path`);
+      const b = pth.backend.service;
+      eq(b.name, name, `${what}: Ingress backend = the API Service`);
+      ok(sp.some((p) => (b.port.name ? p.name === b.port.name : p.port === b.port.number)), `${what}: Ingress backend port is a port of the API Service`);
+    }
+}
+
+// A trigger's query names only API metrics of the contract, gauges unless
+// through rate()/increase(), summed for the whole release, over this
+// release's pods only (another release's pod names do not match).
+function checkApiQuery(what, query, dep, custom) {
+  const known = Object.fromEntries(CONTRACT.metrics.map((m) => [m.name, m]));
+  const used = [...query.matchAll(/\b(embedq_[a-z_]+)\b/g)].map((m) => m[1]);
+  ok(used.length > 0, `${what}: query names an embedq metric: ${query}`);
+  for (const u of used) {
+    const m = known[u] || known[u.replace(/_(bucket|sum|count)$/, "")];
+    if (!ok(m, `${what}: query metric ${u} is one the API exports (tests/api_contract.json)`)) continue;
+    if (m.type !== "gauge") ok(new RegExp(`(rate|increase)\\(${u}\\b`).test(query), `${what}: ${m.type} ${u} only through rate()/increase()`);
+  }
+  if (custom) return;
+  ok(/^sum\(/.test(query), `${what}: query sums over the pods: ${query}`);
+  const ns = query.match(/namespace="([^"]*)"/), pod = query.match(/pod=~"([^"]*)"/);
+  eq(ns && ns[1], "ml", `${what}: query scoped to the release namespace`);
+  if (ok(pod, `${what}: query scoped to the release's pods`)) {
+    const re = new RegExp(`^(?:${pod[1]})$`);
+    ok(re.test(`${dep.metadata.name}-5d8f7c9b4-x2x7k`), `${what}: pod regex matches this release's pods`);
+    ok(!re.test(`${dep.metadata.name}-query-5d8f7c9b4-x2x7k`) && !re.test(`x${dep.metadata.name}-5d8f7c9b4-x2x7k`),
+       `${what}: pod regex matches no other release's pods`);
+  }
 }
 
 function expectedLagThreshold(a) {
@@ -179,9 +297,11 @@ function checkScaling(what, objs, v, dep, env) {
   if (!ok(so, `${what}: ScaledObject present`)) return;
   eq(so.spec.scaleTargetRef.name, dep.metadata.name, `${what}: scaleTargetRef`);
   eq(so.spec.minReplicaCount, a.minReplicas, `${what}: minReplicaCount`);
-  const max = a.maxReplicas != null ? a.maxReplicas : v.source === "kafka" ? v.kafka.partitions : 4;
+  const worker = v.mode === "worker";
+  const max = a.maxReplicas != null ? a.maxReplicas : worker && v.source === "kafka" ? v.kafka.partitions : 4;
   eq(so.spec.maxReplicaCount, max, `${what}: maxReplicaCount (default: partitions)`);
-  if (v.source === "kafka" && !v.kafka.keda.allowIdleConsumers)
+  if (apiOn(v)) ok(so.spec.minReplicaCount >= 1, `${what}: the API's workload does not scale to zero`);
+  if (worker && v.source === "kafka" && !v.kafka.keda.allowIdleConsumers && !v.api.enabled)
     ok(so.spec.maxReplicaCount <= v.kafka.partitions, `${what}: maxReplicaCount <= partitions`);
   eq(so.spec.pollingInterval, a.pollingInterval, `${what}: pollingInterval`);
   eq(so.spec.cooldownPeriod, a.cooldownPeriod, `${what}: cooldownPeriod`);
@@ -192,10 +312,28 @@ function checkScaling(what, objs, v, dep, env) {
     ok(so.spec.fallback && so.spec.fallback.replicas >= 1 && so.spec.fallback.replicas <= max, `${what}: fallback replicas within bounds`);
   } else ok(!so.spec.fallback, `${what}: no fallback`);
 
-  eq(so.spec.triggers.length, 1, `${what}: one trigger`);
+  for (const tr of so.spec.triggers)
+    for (const [k, x] of Object.entries(tr.metadata)) ok(typeof x === "string", `${what}: ${tr.type} trigger metadata ${k} is a string`);
+  const wantProm = apiOn(v) && a.prometheus.enabled;
+  const wantTypes = [...(worker ? [v.source === "kafka" ? "kafka" : "redis-streams"] : []), ...(wantProm ? ["prometheus"] : [])];
+  eq(so.spec.triggers.map((x) => x.type), wantTypes, `${what}: triggers`);
+  const prom = so.spec.triggers.find((x) => x.type === "prometheus");
+  if (prom) {
+    const p = a.prometheus, pm = prom.metadata;
+    eq(pm.serverAddress, p.serverAddress, `${what}: prometheus serverAddress`);
+    eq(pm.threshold, String(p.threshold), `${what}: prometheus threshold`);
+    eq(pm.activationThreshold, String(p.activationThreshold), `${what}: prometheus activationThreshold`);
+    ok(!prom.authenticationRef, `${what}: no broker credentials on the prometheus trigger`);
+    if (!p.query) ok(pm.query.startsWith(`sum(${p.metric}{`), `${what}: query on autoscaling.prometheus.metric ${p.metric}: ${pm.query}`);
+    checkApiQuery(what, pm.query, dep, !!(p.query || p.selector));
+  }
+  if (!worker) {
+    ok(!ta, `${what}: no TriggerAuthentication in serve mode`);
+    ok(!(so.metadata.annotations || {})["embedq/lag-threshold"], `${what}: no lag threshold in serve mode`);
+    return;
+  }
   const t = so.spec.triggers[0];
   const md = t.metadata;
-  for (const [k, x] of Object.entries(md)) ok(typeof x === "string", `${what}: trigger metadata ${k} is a string`);
   const lag = String(expectedLagThreshold(a));
   if (v.source === "kafka") {
     eq(t.type, "kafka", `${what}: trigger type`);
@@ -261,12 +399,13 @@ function checkMonitoring(what, objs, v, svc, podLabels) {
     if (sm[0] && svc) {
       ok(Object.entries(sm[0].spec.selector.matchLabels).every(([k, x]) => svc.metadata.labels[k] === x), `${what}: ServiceMonitor selects the Service`);
       eq(sm[0].spec.endpoints[0].port, "metrics", `${what}: ServiceMonitor port`);
+      ok(svc.spec.ports.some((p) => p.name === sm[0].spec.endpoints[0].port), `${what}: ServiceMonitor port is a port of the Service`);
     }
   } else {
     eq(pm.length, 1, `${what}: one PodMonitor`);
     if (pm[0]) {
       ok(Object.entries(pm[0].spec.selector.matchLabels).every(([k, x]) => podLabels[k] === x), `${what}: PodMonitor selects the pods`);
-      eq(pm[0].spec.podMetricsEndpoints[0].port, "metrics", `${what}: PodMonitor port`);
+      eq(pm[0].spec.podMetricsEndpoints[0].port, healthPort(v), `${what}: PodMonitor port (the container's /metrics port)`);
     }
   }
   eq(byKind(objs, "PrometheusRule").length, m.prometheusRule.enabled ? 1 : 0, `${what}: PrometheusRule count`);
@@ -289,8 +428,29 @@ const SASL_TLS = {
     configSecret: { name: "kafka-extra", key: "config" },
   },
 };
+// The API's variants need a Prometheus for their trigger.
+const PROM = { autoscaling: { prometheus: { serverAddress: "http://prometheus-operated.monitoring.svc:9090" } } };
+const SERVE = merge(PROM, { mode: "serve" });
 export const VARIANTS = {
   "kafka-default": {},
+  "api-worker-kafka": merge(PROM, { api: { enabled: true } }),
+  "api-worker-redis": merge(PROM, { source: "redis", api: { enabled: true, port: 8000, service: { port: 80, type: "LoadBalancer" } } }),
+  "api-worker-more-replicas": merge(PROM, { api: { enabled: true }, autoscaling: { maxReplicas: 10 } }),
+  "api-worker-prometheus-off": { api: { enabled: true }, autoscaling: { prometheus: { enabled: false } } },
+  "api-worker-no-autoscaling": { api: { enabled: true, preStopSleepSeconds: 0 }, autoscaling: { enabled: false }, replicaCount: 2 },
+  "api-worker-ingress": merge(PROM, {
+    api: { enabled: true, ingress: { enabled: true, className: "nginx", hosts: ["embed.example.com", "embed.internal"],
+                                     annotations: { "nginx.ingress.kubernetes.io/proxy-body-size": "8m" },
+                                     tls: [{ secretName: "embed-tls", hosts: ["embed.example.com"] }] } },
+  }),
+  "serve-default": SERVE,
+  "serve-queue-inputs": merge(SERVE, { autoscaling: { prometheus: { metric: "embedq_api_queue_inputs", threshold: 32, selector: 'job="embedq-query"' } } }),
+  "serve-custom-query": merge(SERVE, { autoscaling: { prometheus: { query: 'sum(rate(embedq_api_requests_total{namespace="ml"}[1m]))', threshold: 50.5, extraMetadata: { unsafeSsl: "true" } } } }),
+  "serve-ingress-any-host": merge(SERVE, { api: { ingress: { enabled: true } } }),
+  "serve-no-autoscaling": { mode: "serve", autoscaling: { enabled: false }, replicaCount: 2 },
+  "serve-podmonitor": merge(SERVE, { service: { enabled: false }, monitoring: { monitor: { enabled: true, kind: "PodMonitor" } } }),
+  "serve-servicemonitor": merge(SERVE, { api: { servedModelName: "qwen3-embed", preStopSleepSeconds: 0, port: 8000 }, monitoring: { monitor: { enabled: true } } }),
+  "serve-kafka-values-unused": merge(SERVE, SASL_TLS),
   "redis-default": { source: "redis" },
   "scale-to-zero-kafka": { autoscaling: { minReplicas: 0, activationLagThreshold: 10 } },
   "scale-to-zero-redis": { source: "redis", autoscaling: { minReplicas: 0, activationLagThreshold: 5 } },
@@ -340,6 +500,17 @@ const cases = {
         const r2 = helm(["lint", "--strict", chartDir, "-f", p, "--set", `source=${source}`]);
         ok(r2.status === 0, `helm lint --strict ${path.basename(p)} ${source}: ${r2.stdout}${r2.stderr}`);
       }
+    const prom = "autoscaling.prometheus.serverAddress=http://prometheus:9090";
+    for (const set of [["api.enabled=true", prom], ["mode=serve", prom], ["mode=serve", "autoscaling.enabled=false"]]) {
+      const r4 = helm(["lint", "--strict", chartDir, ...set.flatMap((s) => ["--set", s])]);
+      ok(r4.status === 0, `helm lint --strict ${set.join(",")}: ${r4.stdout}${r4.stderr}`);
+    }
+    // The schema's choice of trigger metrics is the contract's gauges.
+    const schema = JSON.parse(fs.readFileSync(path.join(chartDir, "values.schema.json"), "utf8"));
+    const gauges = CONTRACT.metrics.filter((m) => m.type === "gauge").map((m) => m.name).sort();
+    eq([...schema.properties.autoscaling.properties.prometheus.properties.metric.enum].sort(), gauges,
+       "autoscaling.prometheus.metric choices = the API's gauges in tests/api_contract.json");
+    ok(gauges.includes(defaults().autoscaling.prometheus.metric), "the default trigger metric is one of them");
     const pkg = tmpdir();
     const r3 = helm(["package", chartDir, "-d", pkg]);
     ok(r3.status === 0 && fs.readdirSync(pkg).some((f) => f.endsWith(".tgz")), `helm package: ${r3.stderr}`);
@@ -374,6 +545,13 @@ const cases = {
     ok(n1.includes("terminationGracePeriodSeconds 45"), "NOTES: grace period");
     ok(notesFor(["autoscaling.minReplicas=0"]).includes("Scale to zero is on"), "NOTES: scale-to-zero cold start");
     ok(notesFor(["source=redis", "autoscaling.enabled=false"]).includes("Autoscaling is off"), "NOTES: no autoscaling");
+    ok(!n1.includes("/v1"), "NOTES: no API without api.enabled");
+    const n2 = notesFor(["api.enabled=true", prom]);
+    ok(n2.includes("base_url: http://rel-embedq-api.ml.svc:8080/v1") && n2.includes("on the API's load") && n2.includes("5 s preStop sleep") &&
+       n2.includes("terminationGracePeriodSeconds 50"), `NOTES: worker with the API: ${n2}`);
+    const n3 = notesFor(["mode=serve", prom, "api.port=8000", "api.ingress.enabled=true", "api.ingress.hosts[0]=embed.example.com"]);
+    ok(n3.includes("serve: the API only") && !n3.includes("Input:") && n3.includes("container port 8000") && n3.includes("embed.example.com, path /v1") &&
+       n3.includes("sum(embedq_api_requests_in_flight{") && n3.includes("Health and metrics on port 8000"), `NOTES: serve mode: ${n3}`);
   },
 
   profiles() {
@@ -413,9 +591,9 @@ const cases = {
            [pv.worker.batchTokens, pv.autoscaling.messagesPerSecondPerPod, pv.autoscaling.messagesPerSecondPerPod * pv.autoscaling.targetLagSeconds,
             pv.worker.maxInFlight, pv.worker.drainTimeout], `${base}: docs/deploy.md row (batchTokens, msg/s, lagThreshold, maxInFlight, drainTimeout)`);
       }
-      for (const source of ["kafka", "redis"]) {
+      for (const source of ["kafka", "redis", "serve"]) {
         const what = `${base}/${source}`;
-        const extra = { source };
+        const extra = source === "serve" ? SERVE : { source };
         const objs = renderOk(what, { files: [p], values: extra });
         if (objs) checkRelease(what, objs, caseValues(extra, [p]));
       }
@@ -458,7 +636,17 @@ const cases = {
       if (name === "model-initcontainer") eq(dep.spec.template.spec.volumes.find((x) => x.name === "model").emptyDir.sizeLimit, "4Gi", `${name}: emptyDir size`);
       if (name === "model-baked") eq(c.image, "registry.example/embedq-qwen3-0.6b:2", `${name}: image`);
       if (name === "model-baked") eq(c.args, ["--max-wait-ms", "10"], `${name}: args`);
-      if (name !== "model-baked") ok(!c.command && !c.args, `${name}: the image's entrypoint runs`);
+      if (name !== "model-baked") ok(!c.args, `${name}: no args`);
+      if (name === "api-worker-redis") eq([byKind(objs, "Service").find((s) => s.metadata.name === "rel-embedq-api").spec.ports[0].port, c.ports.find((p) => p.name === "http-api").containerPort], [80, 8000], `${name}: Service 80 -> container 8000`);
+      if (name === "api-worker-more-replicas") eq(so.spec.maxReplicaCount, 10, `${name}: more replicas than partitions with the API on`);
+      if (name === "api-worker-ingress") eq(byKind(objs, "Ingress")[0].metadata.annotations, { "nginx.ingress.kubernetes.io/proxy-body-size": "8m" }, `${name}: Ingress annotations`);
+      if (name === "serve-default") eq(dep.spec.template.spec.terminationGracePeriodSeconds, 50, `${name}: grace = 5 s preStop + 30 s drain + 15 s`);
+      if (name === "serve-default") eq(so.spec.triggers[0].metadata.query, 'sum(embedq_api_requests_in_flight{namespace="ml", pod=~"rel-embedq-[a-z0-9]+-[a-z0-9]+"})', `${name}: query`);
+      if (name === "serve-queue-inputs") eq(so.spec.triggers[0].metadata.query, 'sum(embedq_api_queue_inputs{job="embedq-query"})', `${name}: query with a custom selector`);
+      if (name === "serve-custom-query") eq([so.spec.triggers[0].metadata.threshold, so.spec.triggers[0].metadata.unsafeSsl], ["50.5", "true"], `${name}: threshold and extra metadata`);
+      if (name === "serve-servicemonitor") eq([env.EMBEDQ_SERVED_MODEL_NAME.value, dep.spec.template.spec.terminationGracePeriodSeconds], ["qwen3-embed", 45], `${name}: served name, grace without preStop`);
+      if (name === "serve-kafka-values-unused") ok(!dep.spec.template.spec.volumes.some((x) => x.name === "kafka-tls") && !byKind(objs, "TriggerAuthentication").length && dep.metadata.labels["embedq/source"] === undefined,
+                                                    `${name}: no queue volume, TriggerAuthentication or source label in serve mode`);
       if (name === "model-pvc-subpath") eq(c.volumeMounts.find((m) => m.name === "model").subPath, "qwen3-0.6b", `${name}: subPath`);
       if (name === "extra-env") {
         ok(env.HF_HOME && env.NODE_NAME, `${name}: extraEnv appended`);
@@ -522,6 +710,25 @@ const cases = {
       [{ startup: { maxSeconds: 0 } }, "startup.maxSeconds"],
       [{ gpu: { count: -1 } }, "gpu.count"],
       [{ extraEnv: [{ value: "x" }] }, "extraEnv"],
+      [{ mode: "both" }, "mode"],
+      [{ api: { port: 0 } }, "api.port"],
+      [{ api: { enabled: true, port: 9090 }, ...PROM }, "api.port"],
+      [{ api: { enabled: true } }, "autoscaling.prometheus.serverAddress"],
+      [{ mode: "serve" }, "autoscaling.prometheus.serverAddress"],
+      [{ mode: "serve", autoscaling: { prometheus: { enabled: false } } }, "autoscaling.prometheus.enabled"],
+      [merge(SERVE, { autoscaling: { minReplicas: 0 } }), "autoscaling.minReplicas"],
+      [merge(PROM, { api: { enabled: true }, autoscaling: { minReplicas: 0 } }), "autoscaling.minReplicas"],
+      [merge(SERVE, { autoscaling: { prometheus: { metric: "embedq_api_requests" } } }), "autoscaling.prometheus.metric"],
+      [merge(SERVE, { autoscaling: { prometheus: { threshold: 0 } } }), "autoscaling.prometheus.threshold"],
+      [merge(SERVE, { autoscaling: { prometheus: { serverAddress: "prometheus:9090" } } }), "autoscaling.prometheus.serverAddress"],
+      [{ api: { ingress: { enabled: true } } }, "api.ingress.enabled"],
+      [merge(SERVE, { api: { ingress: { enabled: true, path: "v1" } } }), "api.ingress.path"],
+      [merge(SERVE, { api: { ingress: { enabled: true, tls: [{ hosts: ["a"] }] } } }), "secretName"],
+      [merge(SERVE, { args: ["--port", "9000"] }), "--port"],
+      [merge(PROM, { api: { enabled: true }, args: ["--api-port=9000"] }), "--api-port"],
+      [merge(SERVE, { terminationGracePeriodSeconds: 35 }), "api.preStopSleepSeconds"],
+      [{ api: { servce: {} } }, "servce"],
+      [{ api: { service: { type: "ExternalName" } } }, "api.service.type"],
     ];
     for (const [values, setting] of bad) {
       const r = render({ values });
@@ -611,20 +818,42 @@ const cases = {
   // reads (its --help lists them), plus EMBEDQ_LOG_LEVEL (engine/common.c).
   "env-names"() {
     const bin = embedqBin();
+    const listed = (r) => new Set([...(r.stdout + r.stderr).matchAll(/\[(EMBEDQ_[A-Z0-9_]+)\]/g)].map((m) => m[1]));
     const help = spawnSync(bin, ["worker", "--help"], { encoding: "utf8" });
     ok(help.status === 0, `embedq worker --help exits 0 (${help.status})`);
-    const accepted = new Set([...(help.stdout + help.stderr).matchAll(/\[(EMBEDQ_[A-Z0-9_]+)\]/g)].map((m) => m[1]));
+    const accepted = listed(help);
     accepted.add("EMBEDQ_LOG_LEVEL");
     ok(accepted.size > 20, `--help lists the variables (${accepted.size})`);
+    // The API's variables: from --help once the binary has them; until then
+    // (a build without the API code) from tests/api_contract.json, said so.
+    const workerApi = Object.values(CONTRACT.worker.flags);
+    const missing = workerApi.filter((n) => !accepted.has(n));
+    if (missing.length) {
+      console.log(`note: embedq worker --help does not list ${missing.join(", ")} (a build without the API): taken from tests/api_contract.json`);
+      for (const n of missing) accepted.add(n);
+    }
+    const serveHelp = spawnSync(bin, ["serve", "--help"], { encoding: "utf8" });
+    let serveAccepted;
+    if (serveHelp.status === 0) {
+      serveAccepted = listed(serveHelp);
+      serveAccepted.add("EMBEDQ_LOG_LEVEL");
+      for (const n of Object.values(CONTRACT.serve.flags)) ok(serveAccepted.has(n), `embedq serve --help lists ${n} (tests/api_contract.json)`);
+    } else {
+      console.log(`note: embedq serve --help exits ${serveHelp.status} (a build without the API): serve variables checked against tests/api_contract.json only`);
+      serveAccepted = SERVE_ENV;
+    }
     const seen = new Set();
     for (const [name, extra] of Object.entries(VARIANTS)) {
       const objs = renderOk(name, { values: extra });
       if (!objs) continue;
+      const v = caseValues(extra);
       const c = byKind(objs, "Deployment")[0].spec.template.spec.containers[0];
-      const userNames = new Set((caseValues(extra).extraEnv || []).map((e) => e.name));
+      const userNames = new Set((v.extraEnv || []).map((e) => e.name));
       for (const e of c.env) {
         if (userNames.has(e.name)) continue; // the user's own extraEnv
-        if (e.name.startsWith("EMBEDQ_")) {
+        if (!e.name.startsWith("EMBEDQ_")) continue;
+        if (v.mode === "serve") ok(serveAccepted.has(e.name), `${name}: ${e.name} is a variable embedq serve reads`);
+        else {
           seen.add(e.name);
           ok(accepted.has(e.name), `${name}: ${e.name} is a variable embedq worker reads`);
         }
@@ -633,7 +862,7 @@ const cases = {
     // The chart covers every worker variable except the listen address
     // (fixed 0.0.0.0) and the few left to extraEnv.
     const notRendered = [...accepted].filter((n) => !seen.has(n)).sort();
-    eq(notRendered, ["EMBEDQ_METRICS_ADDR"], "worker variables the chart does not set");
+    eq(notRendered, ["EMBEDQ_METRICS_ADDR", ...CONTRACT.worker.notRendered.filter((n) => accepted.has(n))].sort(), "worker variables the chart does not set");
   },
 
   // The rendered environment, as Kubernetes would expand it, is accepted by
@@ -670,12 +899,23 @@ const cases = {
       runs.push(["redis-password", merge(base, { source: "redis", redis: { address: `127.0.0.1:${redis.port}`, auth: { secretName: "redis-auth" } } }), true]);
       runs.push(["redis-acl", merge(base, { source: "redis", redis: { address: `127.0.0.1:${redis.port}`, db: 1, auth: { secretName: "redis-auth", usernameKey: "username" } } }), true]);
     } else console.log("note: redis-server not found: Redis runs skipped");
+    // The API (worker --api-port, embedq serve) where the binary has it.
+    const whelp = spawnSync(bin, ["worker", "--help"], { encoding: "utf8" });
+    const workerApi = /\[EMBEDQ_API_PORT\]/.test(whelp.stdout + whelp.stderr);
+    const serveApi = spawnSync(bin, ["serve", "--help"], { encoding: "utf8" }).status === 0;
+    if (workerApi && mock)
+      runs.push(["kafka-api", merge(base, merge(PROM, { api: { enabled: true }, kafka: { brokers: mock.addr, inTopic: "in", outTopic: "out", dlqTopic: "dlq" } })), true, null, { api: true }]);
+    if (workerApi && redis)
+      runs.push(["redis-api", merge(base, merge(PROM, { source: "redis", api: { enabled: true, servedModelName: "q3" }, redis: { address: `127.0.0.1:${redis.port}`, auth: { secretName: "redis-auth" } } })), true, null, { api: true }]);
+    if (serveApi) runs.push(["serve", merge(base, merge(SERVE, { autoscaling: { prometheus: { metric: "embedq_api_queue_inputs" } } })), true, null, { api: true }]);
+    if (!workerApi || !serveApi)
+      console.log(`note: ${bin} has no ${[workerApi ? null : "worker --api-port", serveApi ? null : "serve"].filter(Boolean).join(" and no ")} (a build without the API): those runs skipped`);
     if (!runs.length) {
       console.log("SKIP: neither embedq mock-kafka nor redis-server available");
       process.exit(77);
     }
     try {
-      for (const [name, values, wantReady, tlsDir] of runs) {
+      for (const [name, values, wantReady, tlsDir, opts = {}] of runs) {
         const objs = renderOk(name, { values });
         if (!objs) continue;
         const c = byKind(objs, "Deployment")[0].spec.template.spec.containers[0];
@@ -687,10 +927,39 @@ const cases = {
         });
         // Local stand-ins for what the pod has: the model, a free port, the TLS mount.
         env.EMBEDQ_MODEL = model;
-        env.EMBEDQ_METRICS_PORT = "0";
+        // The container's command (serve mode) or the image's entrypoint (embedq worker).
+        const args = c.command ? c.command.slice(c.command.indexOf("/usr/local/bin/embedq") + 1) : ["worker"];
+        const ports = {};
+        if (opts.api) {
+          // Free ports for the listeners (the probes' and the Service's
+          // named ports are checked to match these variables elsewhere).
+          ports.api = await freePort();
+          if (values.mode === "serve") {
+            env.EMBEDQ_PORT = String(ports.api);
+            ports.health = ports.api;
+          } else {
+            env.EMBEDQ_API_PORT = String(ports.api);
+            ports.health = await freePort();
+            env.EMBEDQ_METRICS_PORT = String(ports.health);
+          }
+        } else env.EMBEDQ_METRICS_PORT = "0";
         if (tlsDir && env.EMBEDQ_KAFKA_CONFIG) env.EMBEDQ_KAFKA_CONFIG = env.EMBEDQ_KAFKA_CONFIG.replaceAll("/etc/embedq/kafka-tls", tlsDir);
         for (const k of Object.keys(env)) ok(!env[k].includes("$("), `${name}: ${k} fully expanded`);
-        const res = await runWorker(bin, env, wantReady);
+        const res = await runWorker(bin, env, wantReady, { args, ...ports });
+        if (opts.api) {
+          const vv = caseValues(values);
+          const want = vv.api.servedModelName || vv.model.name;
+          let ids = [];
+          try { ids = JSON.parse(res.models.body).data.map((d) => d.id); } catch { /* reported below */ }
+          ok(res.models.status === 200 && ids.includes(want),
+             `${name}: GET /v1/models on the API port answers ${want}: ${res.models.status} ${res.models.body.slice(0, 200)}`);
+          // The trigger's query names metrics the real /metrics has.
+          const so = byKind(objs, "ScaledObject")[0];
+          const prom = so && so.spec.triggers.find((x) => x.type === "prometheus");
+          if (ok(prom, `${name}: prometheus trigger rendered`))
+            for (const m of prom.metadata.query.matchAll(/\b(embedq_[a-z_]+)\b/g))
+              ok(res.metrics.has(m[1]), `${name}: trigger metric ${m[1]} is in the real /metrics scrape`);
+        }
         ok(res.started, `${name}: worker started with the rendered env (${res.why})`);
         if (wantReady) ok(res.ready, `${name}: worker ready (/readyz 200): ${res.why}`);
         ok(res.exit === 0 || res.exit === 3, `${name}: SIGTERM exit ${res.exit} (0 drained, 3 drain timeout)`);
@@ -786,20 +1055,36 @@ function makeCa(dir) {
 
 // Starts the worker with exactly `env` (plus PATH), waits for it to serve
 // HTTP and (if wanted) to turn ready, scrapes /metrics, sends SIGTERM.
-async function runWorker(bin, env, wantReady) {
-  const p = spawn(bin, ["worker"], { env: { PATH: process.env.PATH, ...env }, stdio: ["ignore", "pipe", "pipe"] });
+function freePort() {
+  return new Promise((resolve) => {
+    const s = net.createServer();
+    s.listen(0, "127.0.0.1", () => {
+      const { port } = s.address();
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+// opts: args (default ["worker"]); health: the /readyz /metrics port when
+// known (else read from the log); api: the API port, whose /v1/models is
+// fetched once ready.
+async function runWorker(bin, env, wantReady, opts = {}) {
+  const p = spawn(bin, opts.args || ["worker"], { env: { PATH: process.env.PATH, ...env }, stdio: ["ignore", "pipe", "pipe"] });
   let log = "";
   p.stdout.on("data", (d) => (log += d));
   p.stderr.on("data", (d) => (log += d));
   const exited = new Promise((r) => p.on("exit", (code) => r(code)));
-  let port = 0, started = false, ready = false, metrics = new Set(), why = "";
+  let port = opts.health || 0, started = false, ready = false, metrics = new Set(), why = "";
+  let models = { status: 0, body: "" };
   const deadline = Date.now() + 30000;
   while (Date.now() < deadline && p.exitCode === null) {
     await sleep(250);
-    const m = log.match(/http: .* on [0-9.:]+:([0-9]+)/);
+    const m = !opts.health && log.match(/http: .* on [0-9.:]+:([0-9]+)/);
     if (m) port = Number(m[1]);
-    // Started: the model opened and the broker client was configured without error.
-    if (port && /backend cpu/.test(log) && !/^embedq error/m.test(log)) {
+    // Started: the model opened and the broker client was configured without
+    // error (a known health port: it answers).
+    if (opts.health && (await get(port, "/readyz")).status === 0) continue;
+    if (port && (opts.health || /backend cpu/.test(log)) && !/^embedq error/m.test(log)) {
       if (!started) { started = true; await sleep(2000); if (p.exitCode !== null) { started = false; break; } }
       const r = await get(port, "/readyz");
       why = `/readyz ${r.status} ${r.body.trim()}`;
@@ -808,6 +1093,7 @@ async function runWorker(bin, env, wantReady) {
     }
   }
   if (port && p.exitCode === null) {
+    if (opts.api && ready) models = await get(opts.api, "/v1/models");
     const r = await get(port, "/metrics");
     for (const m of r.body.matchAll(/^# TYPE (embedq_[a-z_]+) /gm)) metrics.add(m[1]);
   }
@@ -816,7 +1102,7 @@ async function runWorker(bin, env, wantReady) {
   const exit = await exited;
   clearTimeout(timer);
   if (!started || (wantReady && !ready)) why += ` | log: ${log.split("\n").slice(-6).join(" / ")}`;
-  return { started, ready, exit, metrics, why };
+  return { started, ready, exit, metrics, why, models };
 }
 
 // ---------------------------------------------------------------- main

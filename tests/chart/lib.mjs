@@ -10,6 +10,7 @@ import YAML from "yaml";
 
 import { ConfigMap, Service, ServiceAccount } from "kubernetes-models/v1";
 import { Deployment } from "kubernetes-models/apps/v1";
+import { Ingress } from "kubernetes-models/networking.k8s.io/v1";
 import { PodDisruptionBudget } from "kubernetes-models/policy/v1";
 import { ScaledObject, TriggerAuthentication } from "@kubernetes-models/keda/keda.sh/v1alpha1";
 import {
@@ -29,6 +30,7 @@ export const MODELS = {
   "v1/ServiceAccount": ServiceAccount,
   "apps/v1/Deployment": Deployment,
   "policy/v1/PodDisruptionBudget": PodDisruptionBudget,
+  "networking.k8s.io/v1/Ingress": Ingress,
   "keda.sh/v1alpha1/ScaledObject": ScaledObject,
   "keda.sh/v1alpha1/TriggerAuthentication": TriggerAuthentication,
   "monitoring.coreos.com/v1/ServiceMonitor": ServiceMonitor,
@@ -188,6 +190,11 @@ export function merge(a, b) {
 export function loadYaml(file) {
   return YAML.parse(fs.readFileSync(file, "utf8")) || {};
 }
+
+// The HTTP API's contract (flags, variables, metrics) as the code must
+// honour it: tests/api_contract.json, the one list the chart is checked
+// against (and a test of the code can check the binary against).
+export const apiContract = () => JSON.parse(fs.readFileSync(path.join(root, "tests", "api_contract.json"), "utf8"));
 
 export const defaults = () => loadYaml(path.join(chartDir, "values.yaml"));
 export const profiles = () =>

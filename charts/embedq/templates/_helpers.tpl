@@ -30,8 +30,40 @@ helm.sh/chart: {{ include "embedq.chart" . }}
 {{ include "embedq.selectorLabels" . }}
 app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
 app.kubernetes.io/managed-by: {{ .Release.Service }}
-app.kubernetes.io/component: worker
+app.kubernetes.io/component: {{ .Values.mode }}
+{{- if eq .Values.mode "worker" }}
 embedq/source: {{ .Values.source }}
+{{- end }}
+{{- end -}}
+
+{{/* Is the HTTP API on? serve mode always; worker mode with api.enabled. */}}
+{{- define "embedq.apiOn" -}}
+{{- if or (eq .Values.mode "serve") .Values.api.enabled -}}true{{- end -}}
+{{- end -}}
+
+{{/* The container port name of /healthz /readyz /metrics: the API's in serve mode. */}}
+{{- define "embedq.healthPortName" -}}
+{{- if eq .Values.mode "serve" -}}http-api{{- else -}}metrics{{- end -}}
+{{- end -}}
+
+{{/* The API's name and limits, the same in both modes (container env entries). */}}
+{{- define "embedq.apiLimitsEnv" -}}
+{{- $a := .Values.api -}}
+- name: EMBEDQ_SERVED_MODEL_NAME
+  value: {{ default .Values.model.name $a.servedModelName | quote }}
+- name: EMBEDQ_MAX_INPUTS
+  value: {{ include "embedq.int" $a.maxInputs | quote }}
+- name: EMBEDQ_MAX_PENDING_INPUTS
+  value: {{ include "embedq.int" $a.maxPendingInputs | quote }}
+- name: EMBEDQ_MAX_BODY_BYTES
+  value: {{ include "embedq.int" $a.maxBodyBytes | quote }}
+- name: EMBEDQ_MAX_CONNECTIONS
+  value: {{ include "embedq.int" $a.maxConnections | quote }}
+{{- end -}}
+
+{{/* The preStop sleep in front of SIGTERM (API on only: nothing routes to a queue worker). */}}
+{{- define "embedq.preStopSleep" -}}
+{{- if include "embedq.apiOn" . -}}{{- .Values.api.preStopSleepSeconds | int64 -}}{{- else -}}0{{- end -}}
 {{- end -}}
 
 {{- define "embedq.serviceAccountName" -}}
@@ -52,17 +84,24 @@ embedq/source: {{ .Values.source }}
 {{- end -}}
 
 {{/*
-terminationGracePeriodSeconds: worker.drainTimeout + margin unless set; a
-value that does not exceed the drain timeout would kill the worker mid-drain.
+terminationGracePeriodSeconds: the preStop sleep (API on) + worker.drainTimeout
++ margin unless set; a value that does not exceed the sleep plus the drain
+timeout would kill embedq mid-drain (the grace period counts from the start
+of the preStop hook).
 */}}
 {{- define "embedq.terminationGracePeriod" -}}
 {{- $drain := .Values.worker.drainTimeout | int64 -}}
+{{- $sleep := include "embedq.preStopSleep" . | int64 -}}
 {{- if kindIs "invalid" .Values.terminationGracePeriodSeconds -}}
-{{- add $drain (.Values.terminationGraceMarginSeconds | int64) -}}
+{{- add $sleep $drain (.Values.terminationGraceMarginSeconds | int64) -}}
 {{- else -}}
 {{- $t := .Values.terminationGracePeriodSeconds | int64 -}}
-{{- if le $t $drain -}}
+{{- if le $t (add $sleep $drain) -}}
+{{- if gt $sleep 0 -}}
+{{- fail (printf "terminationGracePeriodSeconds (%d) must be greater than api.preStopSleepSeconds (%d) + worker.drainTimeout (%d): Kubernetes would kill embedq (SIGKILL) before it finished draining; leave it empty to get the sum + terminationGraceMarginSeconds" $t $sleep $drain) -}}
+{{- else -}}
 {{- fail (printf "terminationGracePeriodSeconds (%d) must be greater than worker.drainTimeout (%d): Kubernetes would kill the worker (SIGKILL) before it finished draining; leave it empty to get drainTimeout + terminationGraceMarginSeconds" $t $drain) -}}
+{{- end -}}
 {{- end -}}
 {{- $t -}}
 {{- end -}}
@@ -88,10 +127,10 @@ value that does not exceed the drain timeout would kill the worker mid-drain.
 {{- $max := 4 -}}
 {{- if not (kindIs "invalid" $a.maxReplicas) -}}
 {{- $max = $a.maxReplicas | int64 -}}
-{{- else if eq .Values.source "kafka" -}}
+{{- else if and (eq .Values.mode "worker") (eq .Values.source "kafka") -}}
 {{- $max = .Values.kafka.partitions | int64 -}}
 {{- end -}}
-{{- if and (eq .Values.source "kafka") (gt ($max | int64) (.Values.kafka.partitions | int64)) (not .Values.kafka.keda.allowIdleConsumers) -}}
+{{- if and (eq .Values.mode "worker") (eq .Values.source "kafka") (not .Values.api.enabled) (gt ($max | int64) (.Values.kafka.partitions | int64)) (not .Values.kafka.keda.allowIdleConsumers) -}}
 {{- fail (printf "autoscaling.maxReplicas (%d) exceeds kafka.partitions (%d): the extra consumers would sit idle (KEDA caps replicas at the partition count); lower it, raise kafka.partitions, or set kafka.keda.allowIdleConsumers" ($max | int64) (.Values.kafka.partitions | int64)) -}}
 {{- end -}}
 {{- if lt ($max | int64) (.Values.autoscaling.minReplicas | int64) -}}
@@ -189,18 +228,41 @@ EMBEDQ_REDIS_PASSWORD, taken verbatim (no URL-encoding needed). */}}
 
 {{/* Does the release need a TriggerAuthentication? */}}
 {{- define "embedq.needsTriggerAuth" -}}
+{{- if eq .Values.mode "worker" -}}
 {{- if and (eq .Values.source "kafka") (or .Values.kafka.sasl.enabled .Values.kafka.tls.enabled) -}}true
 {{- else if and (eq .Values.source "redis") .Values.redis.auth.secretName -}}true
 {{- end -}}
 {{- end -}}
+{{- end -}}
 
-{{/* PromQL matchers for this release's pods. */}}
+{{/* PromQL matchers for this release's pods: the namespace and the
+Deployment's pod names (<fullname>-<ReplicaSet hash>-<suffix>; PromQL
+regexes are anchored, so another release's pods do not match). */}}
+{{- define "embedq.podSelector" -}}
+{{- printf "namespace=%q, pod=~%q" .Release.Namespace (printf "%s-[a-z0-9]+-[a-z0-9]+" (include "embedq.fullname" .)) -}}
+{{- end -}}
+
 {{- define "embedq.promSelector" -}}
 {{- if .Values.monitoring.prometheusRule.selector -}}
 {{- .Values.monitoring.prometheusRule.selector -}}
 {{- else -}}
-{{- printf "namespace=%q, pod=~%q" .Release.Namespace (printf "%s-[a-z0-9]+-[a-z0-9]+" (include "embedq.fullname" .)) -}}
+{{- include "embedq.podSelector" . -}}
 {{- end -}}
+{{- end -}}
+
+{{/* The Prometheus trigger's query: one number for the release (KEDA divides it by the threshold). */}}
+{{- define "embedq.apiQuery" -}}
+{{- $p := .Values.autoscaling.prometheus -}}
+{{- if $p.query -}}
+{{- $p.query -}}
+{{- else -}}
+{{- printf "sum(%s{%s})" $p.metric (default (include "embedq.podSelector" .) $p.selector) -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Is the Prometheus trigger rendered? */}}
+{{- define "embedq.apiTrigger" -}}
+{{- if and .Values.autoscaling.enabled .Values.autoscaling.prometheus.enabled (include "embedq.apiOn" .) -}}true{{- end -}}
 {{- end -}}
 
 {{/*
@@ -209,6 +271,30 @@ names the setting.
 */}}
 {{- define "embedq.validate" -}}
 {{- $v := .Values -}}
+{{- if include "embedq.apiOn" . -}}
+{{- if and (eq $v.mode "worker") (eq ($v.api.port | int64) ($v.worker.metricsPort | int64)) -}}
+{{- fail (printf "api.port (%d) must differ from worker.metricsPort (%d): the worker serves the API and /metrics on separate ports" ($v.api.port | int64) ($v.worker.metricsPort | int64)) -}}
+{{- end -}}
+{{- range $a := concat $v.command $v.args -}}
+{{- if has (regexReplaceAll "=.*" $a "") (list "--api-port" "--port" "--host") -}}
+{{- fail (printf "command/args: %s would override the port the Service and probes use; set api.port instead" $a) -}}
+{{- end -}}
+{{- end -}}
+{{- if $v.autoscaling.enabled -}}
+{{- if eq ($v.autoscaling.minReplicas | int64) 0 -}}
+{{- fail "autoscaling.minReplicas 0 with the API on: at zero pods nothing exports the API's metrics, so the Prometheus trigger never wakes the workload and requests find no endpoint; use 1 or more" -}}
+{{- end -}}
+{{- if $v.autoscaling.prometheus.enabled -}}
+{{- if not $v.autoscaling.prometheus.serverAddress -}}
+{{- fail "autoscaling.prometheus.serverAddress is required when the API is on and autoscaling.enabled (the KEDA prometheus trigger reads the API's load from it), e.g. http://prometheus-operated.monitoring.svc:9090; or set autoscaling.prometheus.enabled=false" -}}
+{{- end -}}
+{{- else if eq $v.mode "serve" -}}
+{{- fail "autoscaling.prometheus.enabled is false in mode serve: the Prometheus trigger is the only one serve mode has; set it, or autoscaling.enabled=false for replicaCount pods" -}}
+{{- end -}}
+{{- end -}}
+{{- else if $v.api.ingress.enabled -}}
+{{- fail "api.ingress.enabled needs the API on: api.enabled=true (worker mode) or mode=serve" -}}
+{{- end -}}
 {{- if eq $v.model.volume "pvc" -}}
 {{- if not $v.model.pvc.claimName -}}{{- fail "model.pvc.claimName is required when model.volume is pvc" -}}{{- end -}}
 {{- else if eq $v.model.volume "hostPath" -}}
