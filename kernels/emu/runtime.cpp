@@ -34,8 +34,10 @@ std::map<uintptr_t, size_t> g_dev;  /* device allocations: start -> bytes */
 std::map<uintptr_t, size_t> g_host; /* cudaMallocHost blocks               */
 size_t g_dev_bytes = 0;
 constexpr size_t kTotal = (size_t)16 << 30;
-bool g_runtime_err = false; /* a stream op failed: sticky, like a fault */
-std::string g_runtime_msg;
+/* The calling thread's last refused call, for cudaGetErrorString. A
+ * refused call fails alone (as an invalid argument does on a device); only
+ * a kernel's error is sticky. */
+thread_local std::string t_rt_msg;
 int g_device = 0;
 
 /* The allocation of m holding [p, p + n), or m.end(). */
@@ -75,21 +77,13 @@ void runtime_error(const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    std::lock_guard<std::mutex> lk(g_mu);
-    if (!g_runtime_err) {
-        g_runtime_err = true;
-        g_runtime_msg = msg;
-        fprintf(stderr, "emu runtime: %s\n", msg);
-    }
+    t_rt_msg = msg;
+    fprintf(stderr, "emu runtime: %s\n", msg);
 }
 
-/* A launch or stream op failed (emulator or runtime): sticky. */
+/* A kernel failed on the emulator: sticky, like a fault on a device. */
 bool faulted()
 {
-    {
-        std::lock_guard<std::mutex> lk(g_mu);
-        if (g_runtime_err) return true;
-    }
     return eqk_emu_error() != nullptr;
 }
 
@@ -192,8 +186,7 @@ const char *cudaGetErrorString(cudaError_t e)
     default:
         return "unknown error";
     }
-    std::lock_guard<std::mutex> lk(g_mu);
-    if (g_runtime_err) s += "; emulator: " + g_runtime_msg;
+    if (e == cudaErrorInvalidValue && !t_rt_msg.empty()) s += "; emulator: " + t_rt_msg;
     if (e == cudaErrorLaunchFailure && eqk_emu_error())
         s += std::string("; emulator: ") + eqk_emu_error();
     return s.c_str();

@@ -13,7 +13,8 @@
  *   - device memory is host memory; cudaMalloc is one heap block of exactly
  *     the requested size (AddressSanitizer sees overruns) and every
  *     allocation is registered: a copy's device side must lie inside one
- *     live device allocation and its host side outside every one;
+ *     live device allocation and its host side outside every one (a
+ *     refused call returns cudaErrorInvalidValue, not sticky);
  *   - a stream is a queue: kernel launches, asynchronous copies, cuBLASLt
  *     GEMMs and event records run only when the host synchronizes
  *     (cudaStreamSynchronize, cudaEventSynchronize, cudaStreamDestroy), the
