@@ -1,6 +1,8 @@
 /* emu.h - the kernel emulator: the kernels' .cu files compiled as host C++ (with
  * EQK_EMU defined and kernels/emu/include first on the include path) and run
- * on the CPU, for tests only (docs/kernels.md, "The emulator").
+ * on the CPU, for the kernel tests and the engine's emu device (docs/kernels.md,
+ * "The kernel emulator" and "The engine on the emulator"; the host CUDA
+ * runtime and fake cuBLASLt are runtime.cpp's).
  *
  * Execution model (emu.cpp): each CUDA thread of a block is a fiber
  * (ucontext) with its own stack; a block's fibers run one at a time until
