@@ -24,6 +24,7 @@ struct eq_engine {
     qw_model *model;  /* NULL when tokenizer_only                       */
     cpu_backend *cpu; /* one of the two backends, NULL when tokenizer_only */
     gpu_backend *gpu; /* CUDA, or its plan on the CPU twins ("twin")       */
+    bool emu;         /* gpu is the emulated build (gpu_backend_emu_*)     */
     int threads;      /* CPU backend threads (0 = all cores)               */
     int max_seq_len;
     int max_batch_tokens; /* the largest batch eq_embed accepts          */
@@ -36,7 +37,7 @@ int eq_open(const char *model_dir, const eq_options *opt, eq_engine **out, char 
     if (opt) o = *opt;
     *out = NULL;
     /* Backend: cuda when asked, or by default when a GPU is visible. */
-    enum { DEV_CPU, DEV_CUDA, DEV_TWIN } dev;
+    enum { DEV_CPU, DEV_CUDA, DEV_TWIN, DEV_EMU } dev;
     if (!o.device || !strcmp(o.device, "auto"))
         dev = gpu_device_count() > 0 ? DEV_CUDA : DEV_CPU;
     else if (!strcmp(o.device, "cpu"))
@@ -45,9 +46,17 @@ int eq_open(const char *model_dir, const eq_options *opt, eq_engine **out, char 
         dev = DEV_CUDA;
     else if (!strcmp(o.device, "twin"))
         dev = DEV_TWIN;
+    else if (!strcmp(o.device, "emu"))
+        dev = DEV_EMU;
     else
-        return eq_err(err, errlen, "device '%s': unknown (expected cuda, cpu, twin or auto)",
+        return eq_err(err, errlen, "device '%s': unknown (expected cuda, cpu, twin, emu or auto)",
                       o.device);
+#ifndef EMBEDQ_HAVE_EMU
+    if (dev == DEV_EMU)
+        return eq_err(err, errlen,
+                      "device 'emu': this embedq was built without the kernel emulator "
+                      "(EMBEDQ_EMU=OFF); use --device twin or cpu");
+#endif
     if (dev == DEV_CUDA && !gpu_backend_compiled())
         return eq_err(err, errlen,
                       "device 'cuda': this embedq was built without the CUDA backend (no CUDA "
@@ -95,8 +104,15 @@ int eq_open(const char *model_dir, const eq_options *opt, eq_engine **out, char 
                                      errlen);
             if (!e->cpu) goto fail;
         } else {
-            e->gpu = gpu_backend_new(e->model, e->max_batch_tokens, e->max_seq_len, dev == DEV_TWIN,
-                                     err, errlen);
+#ifdef EMBEDQ_HAVE_EMU
+            e->emu = dev == DEV_EMU;
+            if (e->emu)
+                e->gpu = gpu_backend_emu_new(e->model, e->max_batch_tokens, e->max_seq_len, false,
+                                             err, errlen);
+            else
+#endif
+                e->gpu = gpu_backend_new(e->model, e->max_batch_tokens, e->max_seq_len,
+                                         dev == DEV_TWIN, err, errlen);
             if (!e->gpu) goto fail;
             /* The GPU backend holds its own copy of the weights: unmap the
              * checkpoint (and let the page cache go). */
@@ -115,7 +131,12 @@ void eq_close(eq_engine *e)
 {
     if (!e) return;
     cpu_backend_free(e->cpu);
-    gpu_backend_free(e->gpu);
+#ifdef EMBEDQ_HAVE_EMU
+    if (e->emu)
+        gpu_backend_emu_free(e->gpu);
+    else
+#endif
+        gpu_backend_free(e->gpu);
     qw_model_free(e->model);
     tok_free(e->tok);
     free(e->dims);
@@ -202,8 +223,12 @@ int eq_embed(eq_engine *e, const int32_t *ids, const int32_t *cu_seqlens, int n_
     /* n_seqs <= total <= max_batch_tokens: the dims scratch always fits. */
     for (int i = 0; i < n_seqs; i++)
         e->dims[i] = (dims && dims[i]) ? dims[i] : hidden;
-    /* A non-finite hidden state fails this batch only; a device error stops
-     * the CUDA backend for good (every later batch gets the error). */
+        /* A non-finite hidden state fails this batch only; a device error stops
+         * the CUDA backend for good (every later batch gets the error). */
+#ifdef EMBEDQ_HAVE_EMU
+    if (e->emu)
+        return gpu_backend_emu_embed(e->gpu, ids, cu_seqlens, n_seqs, e->dims, out, err, errlen);
+#endif
     if (e->gpu)
         return gpu_backend_embed(e->gpu, ids, cu_seqlens, n_seqs, e->dims, out, err, errlen);
     return cpu_backend_embed(e->cpu, ids, cu_seqlens, n_seqs, e->dims, out, err, errlen);
@@ -211,6 +236,12 @@ int eq_embed(eq_engine *e, const int32_t *ids, const int32_t *cu_seqlens, int n_
 
 void eq_get_info(const eq_engine *e, eq_info *info)
 {
+#ifdef EMBEDQ_HAVE_EMU
+    if (e->emu) {
+        gpu_backend_emu_info(e->gpu, info);
+        return;
+    }
+#endif
     if (e->gpu) {
         gpu_backend_info(e->gpu, info);
         return;
@@ -228,12 +259,15 @@ void eq_get_info(const eq_engine *e, eq_info *info)
 
 double eq_measure_gemm_tflops(eq_engine *e, int n, int reps, char *err, size_t errlen)
 {
-    if (!e->gpu || !gpu_backend_compiled())
+    if (!e->gpu || e->emu || !gpu_backend_compiled())
         return eq_err(err, errlen, "the GEMM rate is measured on the cuda device only");
     return gpu_backend_gemm_tflops(e->gpu, n, reps, err, errlen);
 }
 
 const char *eq_fatal_error(const eq_engine *e)
 {
+#ifdef EMBEDQ_HAVE_EMU
+    if (e->emu) return gpu_backend_emu_fatal(e->gpu);
+#endif
     return e->gpu ? gpu_backend_fatal(e->gpu) : NULL;
 }

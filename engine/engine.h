@@ -26,8 +26,10 @@
 typedef struct eq_engine eq_engine;
 
 typedef struct {
-    const char *device;   /* "cuda", "cpu", or "twin" (the CUDA backend's plan
-                             run on the kernels' CPU twins: tests only, slow);
+    const char *device;   /* "cuda", "cpu", "twin" (the CUDA backend's plan
+                             run on the kernels' CPU twins: tests only, slow)
+                             or "emu" (its CUDA build on the kernel emulator:
+                             tests only, slower);
                              NULL or "auto" = cuda when a GPU is present    */
     int max_batch_tokens; /* token budget of one eq_embed call; 0 = 16384  */
     int max_seq_len;      /* truncation length incl. the final <|endoftext|>;

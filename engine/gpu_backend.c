@@ -38,11 +38,21 @@
 #include "kernels.h"
 #endif
 
-#define ALIGN_BYTES 256               /* cuBLASLt's default operand alignment */
-#define POOL_CHUNK  1024              /* sequences pooled + copied back per step */
-#define GEMM_CACHE  512               /* cached cuBLASLt plans (m, n, k)        */
+/* The name this build answers to: "cuda", or "emu" where the file is
+ * compiled a second time against the kernel emulator (EQK_EMU; see
+ * gpu_backend.h): the same plan, kernels and cuBLASLt calls, with
+ * kernels/emu/include's runtime, kernels and reference GEMM behind them. */
+#ifdef EQK_EMU
+#define GB_DEV "emu"
+#else
+#define GB_DEV "cuda"
+#endif
+
+#define ALIGN_BYTES  256  /* cuBLASLt's default operand alignment */
+#define POOL_CHUNK   1024 /* sequences pooled + copied back per step */
+#define GEMM_CACHE   512  /* cached cuBLASLt plans (m, n, k)        */
 #define LT_WORKSPACE ((size_t)32 << 20)
-#define HEADROOM    ((uint64_t)512 << 20) /* context, cuBLAS, fragmentation    */
+#define HEADROOM     ((uint64_t)512 << 20) /* context, cuBLAS, fragmentation    */
 
 typedef struct {
     eqk_bf16 *wqkv; /* (nh + 2 nkv) * hd, hidden */
@@ -66,7 +76,7 @@ typedef struct {
     uint64_t weights;
     uint64_t x, xn, y, scratch, qkv_off_att; /* activations                */
     uint64_t activations;
-    uint64_t rope, meta, pool, lt;           /* workspace and tables       */
+    uint64_t rope, meta, pool, lt; /* workspace and tables       */
     uint64_t workspace;
 } mem_plan;
 
@@ -85,16 +95,16 @@ struct gpu_backend {
     float *x;
     eqk_bf16 *xn, *y, *qkv, *att, *gu, *act;
     float *rope;
-    int32_t *d_meta;          /* ids | pos | cu | dims | attention work     */
-    float *d_pool;            /* POOL_CHUNK x hidden                        */
-    int32_t *d_bad;           /* POOL_CHUNK                                 */
-    int32_t *h_meta;          /* pinned host staging for d_meta             */
-    float *h_pool;            /* pinned host copy of d_pool                 */
+    int32_t *d_meta; /* ids | pos | cu | dims | attention work     */
+    float *d_pool;   /* POOL_CHUNK x hidden                        */
+    int32_t *d_bad;  /* POOL_CHUNK                                 */
+    int32_t *h_meta; /* pinned host staging for d_meta             */
+    float *h_pool;   /* pinned host copy of d_pool                 */
     int32_t *h_bad;
 
     int64_t attn_blocks; /* attention blocks per layer of the last batch */
     bool failed;         /* a device error happened: no more work */
-    char fail_msg[512];
+    char fail_msg[1024];
     int device;
     char device_name[128];
     uint64_t device_total;
@@ -122,13 +132,13 @@ static void fail(gpu_backend *b, const char *what, const char *detail, const cha
     snprintf(b->fail_msg, sizeof b->fail_msg, "%s %s in %s at %s:%d", what, detail, call, file,
              line);
     b->failed = true;
-    eq_log(EQ_LOG_ERROR, "cuda backend: %s; this engine takes no more work", b->fail_msg);
+    eq_log(EQ_LOG_ERROR, GB_DEV " backend: %s; this engine takes no more work", b->fail_msg);
 }
 
 static int cu_check(gpu_backend *b, cudaError_t e, const char *call, const char *file, int line)
 {
     if (e == cudaSuccess) return 0;
-    char detail[200];
+    char detail[400];
     snprintf(detail, sizeof detail, "%s (%s)", cudaGetErrorName(e), cudaGetErrorString(e));
     fail(b, "CUDA error", detail, call, file, line);
     return -1;
@@ -136,7 +146,7 @@ static int cu_check(gpu_backend *b, cudaError_t e, const char *call, const char 
 static int lt_check(gpu_backend *b, cublasStatus_t s, const char *call, const char *file, int line)
 {
     if (s == CUBLAS_STATUS_SUCCESS) return 0;
-    char detail[200];
+    char detail[400];
     snprintf(detail, sizeof detail, "%s (%s)", cublasLtGetStatusName(s),
              cublasLtGetStatusString(s));
     fail(b, "cuBLASLt error", detail, call, file, line);
@@ -495,28 +505,29 @@ static int cuda_open(gpu_backend *b, char *err, size_t errlen)
                       "CUDA_VISIBLE_DEVICES empty, or no GPU); use --device cpu");
     struct cudaDeviceProp prop;
     if (CU(b, cudaSetDevice(b->device)) || CU(b, cudaGetDeviceProperties(&prop, b->device)))
-        return eq_err(err, errlen, "device 'cuda': %s", b->fail_msg);
+        return eq_err(err, errlen, "device '" GB_DEV "': %s", b->fail_msg);
     snprintf(b->device_name, sizeof b->device_name, "%.127s", prop.name);
     b->device_total = prop.totalGlobalMem;
     if (prop.major < 8)
         return eq_err(err, errlen,
-                      "device 'cuda': %s is sm_%d%d; the CUDA backend needs sm_80 or newer "
+                      "device '" GB_DEV "': %s is sm_%d%d; the CUDA backend needs sm_80 or newer "
                       "(A100, A10, L4, H100); use --device cpu",
                       prop.name, prop.major, prop.minor);
     size_t free_b = 0, total_b = 0;
     if (CU(b, cudaMemGetInfo(&free_b, &total_b)))
-        return eq_err(err, errlen, "device 'cuda': %s", b->fail_msg);
+        return eq_err(err, errlen, "device '" GB_DEV "': %s", b->fail_msg);
     const mem_plan *p = &b->plan;
     const uint64_t need = p->weights + p->activations + p->workspace;
     eq_log(EQ_LOG_INFO,
-           "cuda: %s (sm_%d%d, %d SMs), memory plan: weights %.2f GiB + activations %.2f GiB "
+           GB_DEV
+           ": %s (sm_%d%d, %d SMs), memory plan: weights %.2f GiB + activations %.2f GiB "
            "(%d tokens per batch) + workspace %.2f GiB = %.2f GiB; %.2f GiB free of %.2f GiB",
            prop.name, prop.major, prop.minor, prop.multiProcessorCount, gib(p->weights),
            gib(p->activations), b->max_tokens, gib(p->workspace), gib(need), gib(free_b),
            gib(total_b));
     if (need + HEADROOM > free_b)
         return eq_err(err, errlen,
-                      "device 'cuda': the model does not fit on %s: weights %.2f GiB + "
+                      "device '" GB_DEV "': the model does not fit on %s: weights %.2f GiB + "
                       "activations %.2f GiB for %d tokens per batch + workspace %.2f GiB + "
                       "%.2f GiB headroom = %.2f GiB, but only %.2f GiB of %.2f GiB is free; "
                       "lower --batch-tokens, free the GPU, or use a larger one",
@@ -531,7 +542,7 @@ static int cuda_open(gpu_backend *b, char *err, size_t errlen)
         LT(b, cublasLtMatmulDescSetAttribute(b->mm, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof ta)) ||
         LT(b, cublasLtMatmulDescSetAttribute(b->mm, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof tb)) ||
         CU(b, cudaMalloc(&b->lt_ws, LT_WORKSPACE)))
-        return eq_err(err, errlen, "device 'cuda': %s", b->fail_msg);
+        return eq_err(err, errlen, "device '" GB_DEV "': %s", b->fail_msg);
     return 0;
 }
 #endif
@@ -542,14 +553,14 @@ gpu_backend *gpu_backend_new(const qw_model *m, int max_tokens, int max_seq_len,
     const qw_config *c = &m->cfg;
     if (c->head_dim != 32 && c->head_dim != 64 && c->head_dim != 128) {
         eq_err(err, errlen, "%s backend: head_dim %d is not supported (32, 64 or 128)",
-               twin ? "twin" : "cuda", c->head_dim);
+               twin ? "twin" : GB_DEV, c->head_dim);
         return NULL;
     }
     if (c->hidden % 8 || c->intermediate % 8 || c->n_heads % c->n_kv_heads) {
         eq_err(err, errlen,
                "%s backend: hidden_size and intermediate_size must be multiples of 8 and "
                "num_attention_heads a multiple of num_key_value_heads",
-               twin ? "twin" : "cuda");
+               twin ? "twin" : GB_DEV);
         return NULL;
     }
 #ifndef EMBEDQ_HAVE_CUDA
@@ -585,11 +596,11 @@ gpu_backend *gpu_backend_new(const qw_model *m, int max_tokens, int max_seq_len,
     b->h_bad = host_alloc(b, POOL_CHUNK * 4);
     if (!b->layers || !b->wpool || !b->apool || !b->h_meta || !b->h_pool || !b->h_bad) {
         if (b->failed)
-            eq_err(err, errlen, "device 'cuda': allocating %.2f GiB: %s",
+            eq_err(err, errlen, "device '" GB_DEV "': allocating %.2f GiB: %s",
                    gib(b->plan.weights + b->plan.activations + b->plan.workspace), b->fail_msg);
         else
             eq_err(err, errlen, "out of memory allocating the %s backend's buffers",
-                   twin ? "twin" : "cuda");
+                   twin ? "twin" : GB_DEV);
         goto fail;
     }
     {
@@ -604,8 +615,8 @@ gpu_backend *gpu_backend_new(const qw_model *m, int max_tokens, int max_seq_len,
         b->qkv = (eqk_bf16 *)q;
         b->att = (eqk_bf16 *)(q + p->qkv_off_att);
         b->gu = (eqk_bf16 *)q;
-        b->act = (eqk_bf16 *)(q + align_up((uint64_t)max_tokens * 2 * (uint64_t)c->intermediate *
-                                           2));
+        b->act =
+            (eqk_bf16 *)(q + align_up((uint64_t)max_tokens * 2 * (uint64_t)c->intermediate * 2));
         q += p->scratch;
         b->rope = (float *)q;
         q += p->rope;
@@ -675,7 +686,7 @@ static int forward(gpu_backend *b, int T, const int32_t *d_ids, const int32_t *d
     const int nh = c->n_heads, nkv = c->n_kv_heads;
     const float eps = c->rms_eps;
     const int32_t *h_cu = b->h_meta + 2 * T; /* host copy, for the twin attention */
-    (void)h_cu; /* each is used by one of the two executors only */
+    (void)h_cu;                              /* each is used by one of the two executors only */
     (void)d_cu;
     (void)max_len;
     (void)d_work;
@@ -691,10 +702,9 @@ static int forward(gpu_backend *b, int T, const int32_t *d_ids, const int32_t *d
                eqk_add_rmsnorm(b->x, y_prev, g->attn_norm, T, H, eps, b->xn, b->stream)) ||
             gemm(b, b->xn, g->wqkv, T, b->nqkv, H, b->qkv) ||
             OP(b,
-               eqt_qk_norm_rope(b->qkv, d_pos, T, nh, nkv, hd, g->q_norm, g->k_norm, eps,
-                                b->rope),
-               eqk_qk_norm_rope(b->qkv, d_pos, T, nh, nkv, hd, g->q_norm, g->k_norm, eps,
-                                b->rope, b->stream)) ||
+               eqt_qk_norm_rope(b->qkv, d_pos, T, nh, nkv, hd, g->q_norm, g->k_norm, eps, b->rope),
+               eqk_qk_norm_rope(b->qkv, d_pos, T, nh, nkv, hd, g->q_norm, g->k_norm, eps, b->rope,
+                                b->stream)) ||
             OP(b, eqt_attention(b->qkv, h_cu, n_seqs, max_len, nh, nkv, hd, b->att),
                eqk_attention(b->qkv, d_cu, d_work, n_work, nh, nkv, hd, b->att, b->stream)) ||
             gemm(b, b->att, g->wo, T, H, b->natt, b->y) ||
@@ -712,18 +722,17 @@ int gpu_backend_embed(gpu_backend *b, const int32_t *ids, const int32_t *cu_seql
                       const int *dims, float *out, char *err, size_t errlen)
 {
     if (b->failed)
-        return eq_err(err, errlen, "cuda backend stopped after an earlier error: %s",
+        return eq_err(err, errlen, GB_DEV " backend stopped after an earlier error: %s",
                       b->fail_msg);
     const int H = b->cfg.hidden;
     if (n_seqs < 1 || cu_seqlens[0] != 0)
-        return eq_err(err, errlen, "%s backend: malformed batch", b->twin ? "twin" : "cuda");
+        return eq_err(err, errlen, "%s backend: malformed batch", b->twin ? "twin" : GB_DEV);
     const int T = cu_seqlens[n_seqs];
     if (T < n_seqs || T > b->max_tokens)
         return eq_err(err, errlen, "%s backend: batch of %d tokens outside 1..%d",
-                      b->twin ? "twin" : "cuda", T, b->max_tokens);
+                      b->twin ? "twin" : GB_DEV, T, b->max_tokens);
 #ifdef EMBEDQ_HAVE_CUDA
-    if (!b->twin && CU(b, cudaSetDevice(b->device)))
-        return eq_err(err, errlen, "%s", b->fail_msg);
+    if (!b->twin && CU(b, cudaSetDevice(b->device))) return eq_err(err, errlen, "%s", b->fail_msg);
 #endif
 
     /* Batch metadata, staged in one pinned buffer: ids | pos | cu | dims |
@@ -736,9 +745,10 @@ int gpu_backend_embed(gpu_backend *b, const int32_t *ids, const int32_t *cu_seql
         const int a = cu_seqlens[s], e = cu_seqlens[s + 1];
         if (e <= a || e - a > b->max_seq_len)
             return eq_err(err, errlen, "%s backend: sequence %d: length %d outside 1..%d",
-                          b->twin ? "twin" : "cuda", s, e - a, b->max_seq_len);
+                          b->twin ? "twin" : GB_DEV, s, e - a, b->max_seq_len);
         if (e - a > max_len) max_len = e - a;
-        for (int i = a; i < e; i++) h_pos[i] = i - a;
+        for (int i = a; i < e; i++)
+            h_pos[i] = i - a;
         const int d = dims && dims[s] ? dims[s] : H;
         h_dims[s] = d < 1 || d > H ? H : d;
     }
@@ -771,12 +781,12 @@ int gpu_backend_embed(gpu_backend *b, const int32_t *ids, const int32_t *cu_seql
             if (b->h_bad[i])
                 return eq_err(err, errlen,
                               "%s backend: sequence %d: non-finite hidden state (overflow)",
-                              b->twin ? "twin" : "cuda", s0 + i);
+                              b->twin ? "twin" : GB_DEV, s0 + i);
         memcpy(out + (size_t)s0 * (size_t)H, b->h_pool, (size_t)cnt * (size_t)H * 4);
     }
     return 0;
 dev_err:
-    return eq_err(err, errlen, "%s", b->failed ? b->fail_msg : "cuda backend: device error");
+    return eq_err(err, errlen, "%s", b->failed ? b->fail_msg : GB_DEV " backend: device error");
 }
 
 /* ---- info and the GEMM rate ------------------------------------------------ */
@@ -789,7 +799,7 @@ const char *gpu_backend_fatal(const gpu_backend *b)
 void gpu_backend_info(const gpu_backend *b, eq_info *info)
 {
     memset(info, 0, sizeof *info);
-    snprintf(info->backend, sizeof info->backend, "%s", b->twin ? "twin" : "cuda");
+    snprintf(info->backend, sizeof info->backend, "%s", b->twin ? "twin" : GB_DEV);
     snprintf(info->device_name, sizeof info->device_name, "%s", b->device_name);
     info->device_index = b->device;
     info->weight_bytes = b->plan.weights;
@@ -821,11 +831,17 @@ static int cmp_float(const void *a, const void *b)
 double gpu_backend_gemm_tflops(gpu_backend *b, int n, int reps, char *err, size_t errlen)
 {
     if (b->twin) return eq_err(err, errlen, "the GEMM rate is measured on CUDA devices only");
+#ifdef EQK_EMU
+    (void)n;
+    (void)reps;
+    return eq_err(err, errlen, "the GEMM rate is not measured on the emulator");
+#endif
 #ifdef EMBEDQ_HAVE_CUDA
     if (b->failed)
-        return eq_err(err, errlen, "cuda backend stopped after an earlier error: %s",
+        return eq_err(err, errlen, GB_DEV " backend stopped after an earlier error: %s",
                       b->fail_msg);
-    if (n < 256 || reps < 1) return eq_err(err, errlen, "GEMM size %d / reps %d too small", n, reps);
+    if (n < 256 || reps < 1)
+        return eq_err(err, errlen, "GEMM size %d / reps %d too small", n, reps);
     const size_t elems = (size_t)n * (size_t)n;
     eqk_bf16 *h = malloc(elems * 2);
     float *times = malloc(sizeof(float) * (size_t)reps);

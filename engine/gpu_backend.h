@@ -28,6 +28,33 @@
 
 typedef struct gpu_backend gpu_backend;
 
+/* The "emu" device: this file's functions from gpu_backend.c compiled a
+ * second time against the kernel emulator (kernels/emu/: its host CUDA
+ * runtime, the kernels' own source on the CPU, and a reference GEMM that
+ * reads the plan's cuBLASLt descriptors), as gpu_backend_emu_* beside the
+ * CUDA ones, with the same contracts (twin must be false). Built where the
+ * emulator is (EMBEDQ_HAVE_EMU), CUDA toolkit or not. Slow (the tiny model
+ * at a few hundred tokens per second): it is for tests. The emulated build
+ * itself sees the usual names (EQK_EMU). */
+#ifdef EQK_EMU
+#define gpu_device_count        gpu_emu_device_count
+#define gpu_backend_compiled    gpu_backend_emu_compiled
+#define gpu_backend_new         gpu_backend_emu_new
+#define gpu_backend_free        gpu_backend_emu_free
+#define gpu_backend_embed       gpu_backend_emu_embed
+#define gpu_backend_fatal       gpu_backend_emu_fatal
+#define gpu_backend_info        gpu_backend_emu_info
+#define gpu_backend_gemm_tflops gpu_backend_emu_gemm_tflops
+#else
+gpu_backend *gpu_backend_emu_new(const qw_model *m, int max_tokens, int max_seq_len, bool twin,
+                                 char *err, size_t errlen);
+void gpu_backend_emu_free(gpu_backend *b);
+int gpu_backend_emu_embed(gpu_backend *b, const int32_t *ids, const int32_t *cu_seqlens, int n_seqs,
+                          const int *dims, float *out, char *err, size_t errlen);
+const char *gpu_backend_emu_fatal(const gpu_backend *b);
+void gpu_backend_emu_info(const gpu_backend *b, eq_info *info);
+#endif
+
 /* Number of usable CUDA devices; 0 when this build has no CUDA backend, no
  * driver is installed, or no device is visible. Never fails. */
 int gpu_device_count(void);

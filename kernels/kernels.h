@@ -21,6 +21,19 @@
 
 #include <cuda_runtime_api.h>
 
+/* On the kernel emulator (EQK_EMU; kernels/emu/) the launchers carry an
+ * eqk_emu_ prefix, so that one binary can hold both the CUDA kernels and
+ * their emulated build (the engine's cuda and emu devices). */
+#ifdef EQK_EMU
+#define eqk_init           eqk_emu_init
+#define eqk_embed_gather   eqk_emu_embed_gather
+#define eqk_add_rmsnorm    eqk_emu_add_rmsnorm
+#define eqk_qk_norm_rope   eqk_emu_qk_norm_rope
+#define eqk_attention      eqk_emu_attention
+#define eqk_swiglu         eqk_emu_swiglu
+#define eqk_pool_normalize eqk_emu_pool_normalize
+#endif
+
 #ifdef __cplusplus
 extern "C" {
 #endif

@@ -51,13 +51,14 @@ int cli_parse(const cli_command *cmd, const cli_flag *flags, int nflags, int arg
 /* A required string flag that is missing: prints the error, returns 2. */
 int cli_missing(const cli_command *cmd, const char *flag);
 
-/* --device for the commands that open an engine: cuda | cpu | twin | auto.
+/* --device for the commands that open an engine: cuda | cpu | twin | emu |
+ * auto.
  * CLI_DEVICE_HELP is its help line. cli_device() checks val and sets *device
  * to the eq_options.device value (NULL for auto: cuda when a GPU is present,
  * else cpu). Returns 0, or 2 after printing a message naming the flag. */
 #define CLI_DEVICE_HELP                                                                            \
-    "cuda | cpu | twin (the CUDA plan on CPU twins: tests, slow) | auto (cuda when a GPU "         \
-    "is present, else cpu)"
+    "cuda | cpu | twin (the CUDA plan on CPU twins: tests, slow) | emu (the CUDA plan and "        \
+    "kernels on the kernel emulator: tests, slower) | auto (cuda when a GPU is present, else cpu)"
 int cli_device(const cli_command *cmd, const char *val, const char **device);
 
 /* JSON output helpers (stdout-style FILE*). */

@@ -768,8 +768,14 @@ cudaError_t get_last_error()
     return e ? cudaErrorLaunchFailure : cudaSuccess;
 }
 
+namespace
+{
+void run_grid(const char *name, dim3 grid, dim3 block, size_t smem,
+              const std::function<void()> &body);
+}
+
 void launch_raw(kernel_id k, const char *name, dim3 grid, dim3 block, size_t smem,
-                const std::function<void()> &body)
+                cudaStream_t stream, std::function<void()> body)
 {
     const uint64_t nthreads = (uint64_t)block.x * block.y * block.z;
     if (nthreads == 0 || nthreads > 1024 || block.z > 64 || grid.x == 0 || grid.y == 0 ||
@@ -790,6 +796,16 @@ void launch_raw(kernel_id k, const char *name, dim3 grid, dim3 block, size_t sme
               name, smem, limit);
         return;
     }
+    stream_enqueue(stream, [name, grid, block, smem, body = std::move(body)] {
+        run_grid(name, grid, block, smem, body);
+    });
+}
+
+namespace
+{
+void run_grid(const char *name, dim3 grid, dim3 block, size_t smem,
+              const std::function<void()> &body)
+{
     const uint64_t nblocks = (uint64_t)grid.x * grid.y * grid.z;
     int threads = 0;
     if (const char *e = getenv("EQK_EMU_THREADS")) threads = atoi(e);
@@ -840,6 +856,7 @@ void launch_raw(kernel_id k, const char *name, dim3 grid, dim3 block, size_t sme
             t.join();
     }
 }
+} // namespace
 
 } // namespace eqk_emu
 

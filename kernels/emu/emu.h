@@ -1,6 +1,8 @@
 /* emu.h - the kernel emulator: the kernels' .cu files compiled as host C++ (with
  * EQK_EMU defined and kernels/emu/include first on the include path) and run
- * on the CPU, for tests only (docs/kernels.md, "The emulator").
+ * on the CPU, for the kernel tests and the engine's emu device (docs/kernels.md,
+ * "The kernel emulator" and "The engine on the emulator"; the host CUDA
+ * runtime and fake cuBLASLt are runtime.cpp's).
  *
  * Execution model (emu.cpp): each CUDA thread of a block is a fiber
  * (ucontext) with its own stack; a block's fibers run one at a time until
@@ -45,7 +47,10 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "eqk_emu_runtime.h"
+
 #include <functional>
+#include <memory>
 #include <tuple>
 #include <utility>
 
@@ -83,13 +88,6 @@ static inline float4 make_float4(float x, float y, float z, float w)
     return float4{x, y, z, w};
 }
 
-typedef enum cudaError {
-    cudaSuccess = 0,
-    cudaErrorInvalidValue = 1,
-    cudaErrorInvalidConfiguration = 9,
-    cudaErrorLaunchFailure = 719,
-} cudaError_t;
-typedef struct eqk_emu_stream *cudaStream_t;
 enum cudaFuncAttribute { cudaFuncAttributeMaxDynamicSharedMemorySize = 8 };
 
 /* ---- bf16 ---------------------------------------------------------------- */
@@ -178,17 +176,25 @@ void error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 typedef void (*kernel_id)();
 cudaError_t set_max_dynamic_smem(kernel_id k, int bytes);
 cudaError_t get_last_error();
-/* Runs body() as every thread of every block of the grid. */
+/* Checks the launch configuration (an error is recorded for
+ * cudaGetLastError, and nothing runs), then runs body() as every thread of
+ * every block of the grid: at once on the NULL stream, else when the
+ * stream is synchronized (runtime.cpp). */
 void launch_raw(kernel_id k, const char *name, dim3 grid, dim3 block, size_t smem,
-                const std::function<void()> &body);
+                cudaStream_t stream, std::function<void()> body);
+/* Queues op on stream (runtime.cpp); runs it now when stream is NULL. */
+void stream_enqueue(cudaStream_t stream, std::function<void()> op);
 
 template <typename... P, typename... A>
-void launch(void (*k)(P...), const char *name, dim3 grid, dim3 block, size_t smem, A &&...args)
+void launch(void (*k)(P...), const char *name, dim3 grid, dim3 block, size_t smem,
+            cudaStream_t stream, A &&...args)
 {
-    /* kernel parameters are copies, converted to the parameter types */
-    const std::tuple<typename std::decay<P>::type...> params(std::forward<A>(args)...);
-    launch_raw(reinterpret_cast<kernel_id>(k), name, grid, block, smem,
-               [&params, k] { std::apply(k, params); });
+    /* kernel parameters are copies, converted to the parameter types, kept
+     * until the launch runs */
+    auto params = std::make_shared<const std::tuple<typename std::decay<P>::type...>>(
+        std::forward<A>(args)...);
+    launch_raw(reinterpret_cast<kernel_id>(k), name, grid, block, smem, stream,
+               [params, k] { std::apply(k, *params); });
 }
 } // namespace eqk_emu
 
@@ -209,16 +215,11 @@ static inline cudaError_t cudaFuncSetAttribute(T *k, cudaFuncAttribute a, int v)
     if (a != cudaFuncAttributeMaxDynamicSharedMemorySize) return cudaErrorInvalidValue;
     return eqk_emu::set_max_dynamic_smem(reinterpret_cast<eqk_emu::kernel_id>(k), v);
 }
-static inline cudaError_t cudaGetLastError()
-{
-    return eqk_emu::get_last_error();
-}
 
 /* The launch macro of kernels/launch.cuh, emulated. */
 #define EQK_EMU_STRIP(...) __VA_ARGS__
 #define EQK_LAUNCH(kernel, grid, block, smem, stream, ...)                                         \
-    ((void)(stream),                                                                               \
-     ::eqk_emu::launch(EQK_EMU_STRIP kernel, #kernel, (grid), (block), (smem), __VA_ARGS__))
+    ::eqk_emu::launch(EQK_EMU_STRIP kernel, #kernel, (grid), (block), (smem), (stream), __VA_ARGS__)
 
 #define EQK_DYNAMIC_SHARED(type, name)                                                             \
     type *const name = reinterpret_cast<type *>(::eqk_emu::dynamic_smem())

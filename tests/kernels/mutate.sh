@@ -87,7 +87,7 @@ build_kernel() { # kernel name -> $obj/NAME.o from $work/kernels
   "$CXX" "${flags[@]}" -x c++ -c "$work/kernels/$1.cu" -o "$obj/$1.o"
 }
 link() {
-  "$CXX" -fopenmp "$obj"/emu.o "$obj"/emu_test.o "$obj"/twins.o \
+  "$CXX" -fopenmp "$obj"/emu.o "$obj"/runtime.o "$obj"/emu_test.o "$obj"/twins.o \
     $(for k in "${kernels[@]}"; do echo "$obj/$k.o"; done) -o "$work/emu_test" -lpthread
 }
 
@@ -96,6 +96,7 @@ pids=()
 "$CXX" "${flags[@]}" -c "$work/kernels/emu/emu.cpp" -o "$obj/emu.o" & pids+=($!)
 "$CXX" "${flags[@]}" -c "$here/emu_test.cpp" -o "$obj/emu_test.o" & pids+=($!)
 wait "${pids[0]}" "${pids[1]}"
+"$CXX" "${flags[@]}" -c "$work/kernels/emu/runtime.cpp" -o "$obj/runtime.o"
 "$CC" -std=c11 -O2 -fopenmp -I"$work/kernels" -c "$work/kernels/twins.c" -o "$obj/twins.o"
 for k in "${kernels[@]}"; do build_kernel "$k"; done
 link

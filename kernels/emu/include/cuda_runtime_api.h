@@ -1,17 +1,18 @@
-/* cuda_runtime_api.h (emulator shim) - the few CUDA runtime types and calls
- * the kernels' host launchers use, for compiling the kernels' .cu files as host C++
- * on the kernel emulator (kernels/emu/emu.h). On the include path of the
- * emulator build only, ahead of any real toolkit: the emulator needs no
- * CUDA toolkit, so it builds in the ASan build (EMBEDQ_CUDA=OFF) and on
- * machines without one. Written by hand because the real header declares
- * the whole runtime, which has no host implementation here. */
+/* cuda_runtime_api.h (emulator shim) - on the include path of the emulator
+ * builds only, ahead of any real toolkit, so that the kernels' .cu files
+ * (as host C++) and engine/gpu_backend.c (as C, the "emu" device) compile
+ * against the emulator: the runtime subset of eqk_emu_runtime.h for both,
+ * and for C++ the CUDA keywords and device built-ins of emu.h. The
+ * emulator needs no CUDA toolkit, so it builds in the ASan build
+ * (EMBEDQ_CUDA=OFF) and on machines without one. Written by hand because
+ * the real header declares the whole runtime, which has no host
+ * implementation here. */
 #ifndef EQK_EMU_CUDA_RUNTIME_API_H
 #define EQK_EMU_CUDA_RUNTIME_API_H
 
-#ifndef __cplusplus
-#error "the kernel emulator's CUDA shim is C++ only"
-#endif
-
+#include "eqk_emu_runtime.h"
+#ifdef __cplusplus
 #include "emu.h"
+#endif
 
 #endif
