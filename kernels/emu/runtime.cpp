@@ -861,7 +861,7 @@ cublasStatus_t cublasLtMatmulAlgoGetHeuristic(cublasLtHandle_t h, cublasLtMatmul
                                               cublasLtMatmulHeuristicResult_t results[],
                                               int *returned)
 {
-    problem p;
+    problem p{};
     cublasStatus_t s = check_problem(h, d, Ad, Bd, Cd, Dd, &p);
     if (s != CUBLAS_STATUS_SUCCESS) return s;
     if (!pref || requested < 1 || !results || !returned)
@@ -884,7 +884,7 @@ cublasStatus_t cublasLtMatmul(cublasLtHandle_t h, cublasLtMatmulDesc_t d, const 
                               const cublasLtMatmulAlgo_t *algo, void *ws, size_t ws_bytes,
                               cudaStream_t stream)
 {
-    problem p;
+    problem p{};
     cublasStatus_t s = check_problem(h, d, Ad, Bd, Cd, Dd, &p);
     if (s != CUBLAS_STATUS_SUCCESS) return s;
     if (!alpha || !beta) return lt_refuse(CUBLAS_STATUS_INVALID_VALUE, "NULL alpha or beta");
