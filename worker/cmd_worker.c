@@ -715,7 +715,8 @@ static int run(worker *w);
          "API: open connections; at the cap a new one evicts the oldest idle one"},                \
     {                                                                                              \
         "served-model-name", CLI_STR, &(c)->served_model_name, 0, 0,                               \
-            "API: the `model` requests must name (default: --model-name, else the model "          \
+            "API: the `model` requests must name (default: the worker's --model-name, else the "   \
+            "model "                                                                               \
             "directory's name)"                                                                    \
     }
 
