@@ -41,6 +41,7 @@ typedef struct {
     http_exchange *ex;
     uint64_t t0_ns;
     bool b64;
+    int hidden; /* the model's: read here, not from a->pipe, on the pool thread */
     /* set by the encoder (pool thread) */
     int status;
     char *body;
@@ -276,7 +277,7 @@ static void api_encode(pipe_query *q)
         c->body = error_json(msg, server ? "server_error" : "invalid_request_error", param, code);
         return;
     }
-    const int hidden = pipe_hidden(a->pipe);
+    const int hidden = c->hidden;
     sbuf b = {0};
     sb_str(&b, "{\"object\":\"list\",\"data\":[");
     for (int i = 0; i < q->n; i++) {
@@ -390,7 +391,7 @@ static void h_embeddings(http_exchange *ex, const http_request *req, http_respon
         fail(c, 400, NULL, "invalid_json", NULL, "the body must be a JSON object");
         goto out;
     }
-    const int hidden = pipe_hidden(a->pipe);
+    const int hidden = c->hidden = pipe_hidden(a->pipe);
     const cJSON *model = cJSON_GetObjectItemCaseSensitive(j, "model");
     if (!cJSON_IsString(model)) {
         fail(c, 400, "model", model ? "invalid_type" : "missing_required_parameter", NULL,
