@@ -414,15 +414,21 @@ static void drain_tick_cb(uv_timer_t *t)
     const bool intake_idle = !w->redis || redis_intake_idle(w->redis);
     const bool api_idle = !w->api || api_in_flight(w->api) == 0;
     if (!w->pipe || (pipe_in_flight(w->pipe) == 0 && intake_idle && api_idle)) {
-        eq_log(EQ_LOG_INFO, "drained: everything in flight was published");
+        eq_log(EQ_LOG_INFO, "drained: everything in flight was %s",
+               w->c.serve ? "answered" : "published");
         finish_shutdown(w, 0);
         return;
     }
     if (wall_ms() - w->drain_started_ms >= (uint64_t)w->c.drain_timeout_s * 1000u) {
-        eq_log(EQ_LOG_ERROR,
-               "drain timeout (%d s) with %d messages in flight: committing what was delivered; "
-               "the rest will be redelivered",
-               w->c.drain_timeout_s, pipe_in_flight(w->pipe));
+        if (w->c.serve)
+            eq_log(EQ_LOG_ERROR,
+                   "drain timeout (%d s) with %u API requests in flight: they get 503",
+                   w->c.drain_timeout_s, api_in_flight(w->api));
+        else
+            eq_log(EQ_LOG_ERROR,
+                   "drain timeout (%d s) with %d messages in flight: committing what was "
+                   "delivered; the rest will be redelivered",
+                   w->c.drain_timeout_s, pipe_in_flight(w->pipe));
         finish_shutdown(w, 3);
     }
 }
@@ -432,8 +438,12 @@ static void start_drain(worker *w, const char *why)
     if (w->draining) return;
     w->draining = true;
     w->drain_started_ms = wall_ms();
-    eq_log(EQ_LOG_INFO, "%s: draining %d messages in flight (timeout %d s)", why,
-           w->pipe ? pipe_in_flight(w->pipe) : 0, w->c.drain_timeout_s);
+    if (w->c.serve)
+        eq_log(EQ_LOG_INFO, "%s: draining %u API requests in flight (timeout %d s)", why,
+               api_in_flight(w->api), w->c.drain_timeout_s);
+    else
+        eq_log(EQ_LOG_INFO, "%s: draining %d messages in flight (timeout %d s)", why,
+               w->pipe ? pipe_in_flight(w->pipe) : 0, w->c.drain_timeout_s);
     broker_stop_intake(w);
     if (w->api) {
         /* New API requests get 503 (from the HTTP server once it stops

@@ -464,6 +464,12 @@ def sc_busy():
     seen = None
     end = time.time() + 60
     while time.time() < end and t.is_alive():
+        # once the big request's 256 inputs are pending (/metrics is answered
+        # on the loop at once), a small one must be refused
+        m = request(p.port, "GET", "/metrics")[2].decode()
+        if "embedq_api_queue_inputs 256" not in m:
+            time.sleep(0.01)
+            continue
         st, hdr, data = request(p.port, "POST", "/v1/embeddings",
                                 {"model": "tiny", "input": ["x"] * 8})
         if st == 429:
@@ -604,7 +610,7 @@ def sc_hostile():
 
 
 def sc_drain():
-    p = serve("drain", "--tokenize-threads", "1")
+    p = serve("drain", "--tokenize-threads", "1", "--drain-timeout", "600")
     big = {"model": "tiny", "input": ["a long input with many words " * 40] * 512}
     res = []
 

@@ -88,8 +88,17 @@ await expectError(OpenAI.BadRequestError, 400,
 // inputs keeps the lane busy while small ones arrive.
 const bigP = client.embeddings.create({ model: "tiny", input: Array(2000).fill("words ".repeat(60)) })
   .then(() => "ok", (e) => e);
-let rate = null;
-for (let i = 0; i < 2000 && !rate; i++) {
+let rate = null, bigDone = false;
+bigP.then(() => { bigDone = true; });
+const metricsURL = baseURL.replace(/\/v1\/?$/, "") + "/metrics";
+while (!rate && !bigDone) {
+  // once its 2,000 inputs are pending (/metrics answers at once), a small
+  // request must be refused
+  const m = await (await fetch(metricsURL)).text();
+  if (!m.includes("embedq_api_queue_inputs 2000")) {
+    await new Promise((r) => setTimeout(r, 10));
+    continue;
+  }
   try {
     await client.embeddings.create({ model: "tiny", input: Array(64).fill("x") });
   } catch (e) {
