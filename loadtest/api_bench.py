@@ -11,9 +11,10 @@
    p50/p99 of the requests.
 2. With --backlog N: starts a redis-server and `embedq worker --api-port`,
    measures single-query latency (1 input, --queries of them, one at a time)
-   on the idle worker, then again while the queue holds a backlog of N
-   documents of --doc-words words each, and prints both with the queue's
-   throughput over the run.
+   on the idle worker, then the queue's throughput on a backlog of N
+   documents of --doc-words words each alone, then the same backlog again
+   with queries sent one after another (their latency while at least a fifth
+   of the backlog is left), and prints the three.
 
 Inputs are random words (`--words` per input); the client is Python
 http.client with one connection per client thread. Every reply is checked
@@ -204,11 +205,24 @@ def backlog(a, model, env):
         rnd = random.Random(1)
         query_latency(aport, model, 3, rnd, a.words)  # warm-up
         idle = query_latency(aport, model, a.queries, rnd, a.words)
-        pipe = r.pipeline()
-        for i in range(a.backlog):
-            pipe.xadd("in", {"data": json.dumps({"id": str(i), "text": text(rnd, a.doc_words)})})
-        pipe.execute()
-        t0 = time.time()
+        docs = [json.dumps({"id": str(i), "text": text(rnd, a.doc_words)})
+                for i in range(a.backlog)]
+
+        def load():
+            r.delete("out")
+            pipe = r.pipeline()
+            for d in docs:
+                pipe.xadd("in", {"data": d})
+            pipe.execute()
+            return time.time()
+
+        # the queue alone
+        t0 = load()
+        while r.xlen("out") < a.backlog:
+            time.sleep(0.05)
+        wall_alone = time.time() - t0
+        # the queue with one query at a time in flight
+        t0 = load()
         busy = []
         while r.xlen("out") < a.backlog * 0.8 and len(busy) < 100000:
             busy += query_latency(aport, model, 1, rnd, a.words)
@@ -223,8 +237,9 @@ def backlog(a, model, env):
         print(f"| idle | {len(idle)} | {pct(idle, 50) * 1000:.1f} | {pct(idle, 99) * 1000:.1f} |")
         print(f"| queue backlog of {a.backlog} x {a.doc_words} words | {n_during} | "
               f"{pct(busy, 50) * 1000:.1f} | {pct(busy, 99) * 1000:.1f} |")
-        print(f"queue: {a.backlog} documents in {wall:.1f} s = {a.backlog / wall:.1f} docs/s "
-              f"with one query at a time in flight")
+        print(f"queue alone: {a.backlog} documents in {wall_alone:.1f} s = "
+              f"{a.backlog / wall_alone:.1f} docs/s; with one query at a time in flight: "
+              f"{wall:.1f} s = {a.backlog / wall:.1f} docs/s")
     finally:
         if w:
             w.send_signal(signal.SIGTERM)
