@@ -18,8 +18,9 @@
 
 Inputs are random words (`--words` per input); the client is Python
 http.client with one connection per client thread. Every reply is checked
-for its vector count. Python standard library only (and python3-redis for
---backlog).
+for its vector count; a failed request or a level with none exits 1.
+Python standard library only (and python3-redis for --backlog). ctest runs a
+short smoke of it (bench_api_smoke).
 """
 import argparse
 import http.client
@@ -120,8 +121,8 @@ def run_level(port, model, conc, n_inputs, seconds, words):
     for t in ts:
         t.join()
     wall = time.time() - t0
-    if errors:
-        print(f"  errors: {errors[:3]}")
+    if errors or not lat:
+        sys.exit(f"clients failed at {conc} x {n_inputs}: {errors[:3]}")
     n = len(lat)
     return n / wall, n * n_inputs / wall, pct(lat, 50) * 1000, pct(lat, 99) * 1000, n
 
