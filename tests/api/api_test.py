@@ -21,6 +21,7 @@ sends. One scenario per ctest:
                body, a body cut off, invalid UTF-8, many idle connections
                (as many as RLIMIT_NOFILE allows, up to 10,000), a slowloris
                client: the server keeps answering a well-behaved client
+  loading      while the model loads: 503 model_loading + Retry-After
   drain        SIGTERM with requests in flight: they are answered 200, new
                requests are refused or get 503, exit 0
   worker_redis the worker with --api-port under a Redis backlog: queries are
@@ -609,6 +610,39 @@ def sc_hostile():
     stop(p)
 
 
+def sc_loading():
+    """While the model loads (its weights file is a FIFO nobody writes, so
+    the load blocks): POST 503 model_loading with Retry-After, /readyz 503,
+    /v1/models and /healthz 200; SIGTERM then exits 0 at once."""
+    fifo_model = os.path.join(WORK, "fifo_model")
+    shutil.copytree(MODEL, fifo_model)
+    os.unlink(os.path.join(fifo_model, "model.safetensors"))
+    os.mkfifo(os.path.join(fifo_model, "model.safetensors"))
+    port = harness.free_port()
+    p = harness.Proc([EMBEDQ, "serve", "--model", fifo_model, "--device", "cpu", "--host",
+                      "127.0.0.1", "--port", str(port)], os.path.join(WORK, "loading.log"))
+
+    def up():
+        try:
+            return request(port, "GET", "/healthz", timeout=2)[0] == 200
+        except OSError:
+            return False
+
+    harness.wait_for(up, 30, "/healthz")
+    time.sleep(0.3)
+    st, hdr, data = request(port, "POST", "/v1/embeddings",
+                            {"model": "fifo_model", "input": "x"})
+    e = err_of(data)
+    check(st == 503 and e["code"] == "model_loading" and e["type"] == "server_error" and
+          hdr.get("retry-after") == "5", f"while loading: {st} {hdr} {e}")
+    check(request(port, "GET", "/readyz")[0] == 503, "/readyz 503 while loading")
+    check(request(port, "GET", "/v1/models")[0] == 200, "/v1/models while loading")
+    t0 = time.time()
+    p.signal(signal.SIGTERM)
+    rc = p.wait(10)
+    check(rc == 0 and time.time() - t0 < 5, f"SIGTERM while loading: exit {rc}")
+
+
 def sc_drain():
     p = serve("drain", "--tokenize-threads", "1", "--drain-timeout", "600")
     big = {"model": "tiny", "input": ["a long input with many words " * 40] * 512}
@@ -758,7 +792,7 @@ def ready_port(port):
 SCENARIOS = {"curl": sc_curl, "same_vector": sc_same_vector, "sdk": sc_sdk,
              "concurrency": sc_concurrency, "busy": sc_busy, "hostile": sc_hostile,
              "drain": sc_drain, "worker_redis": sc_worker_redis,
-             "worker_kafka": sc_worker_kafka}
+             "worker_kafka": sc_worker_kafka, "loading": sc_loading}
 
 
 def main():
