@@ -389,7 +389,10 @@ static void finish_shutdown(worker *w, int code)
     int remaining = used < budget ? (int)(budget - used) : 0;
     if (remaining < 2000) remaining = 2000;
     if (broker_close(w, remaining) != 0 && w->exit_code == 0) w->exit_code = 3;
-    if (w->api) api_set_pipeline(w->api, NULL);
+    if (w->api) {
+        api_set_draining(w->api); /* a request from here on: 503 draining */
+        api_set_pipeline(w->api, NULL);
+    }
     if (w->pipe) {
         pipe_free(w->pipe); /* answers the queries left (503) */
         w->pipe = NULL;
