@@ -322,6 +322,19 @@ def sc_curl():
     st, _, data = request(p.port, "POST", "/v1/embeddings", {"model": "tiny", "input": "x"})
     check(st == 404, "the directory name is not served when another name is set")
     stop(p)
+    # every flag also as its EMBEDQ_* variable
+    p = serve("curl-env", env={"EMBEDQ_SERVED_MODEL_NAME": "from-env", "EMBEDQ_MAX_INPUTS": "3"})
+    st, _, data = request(p.port, "POST", "/v1/embeddings", {"model": "from-env", "input": "x"})
+    check(st == 200, f"EMBEDQ_SERVED_MODEL_NAME: {st}")
+    st, _, data = request(p.port, "POST", "/v1/embeddings",
+                          {"model": "from-env", "input": ["a", "b", "c", "d"]})
+    check(st == 400 and err_of(data)["code"] == "too_many_inputs", f"EMBEDQ_MAX_INPUTS: {st}")
+    stop(p)
+    # a bad flag names itself
+    q = subprocess.run([EMBEDQ, "serve", "--model", MODEL, "--port", "70000"], capture_output=True)
+    check(q.returncode == 2 and b"--port" in q.stderr, f"--port 70000: {q.returncode} {q.stderr}")
+    q = subprocess.run([EMBEDQ, "serve", "--port", "1"], capture_output=True)
+    check(q.returncode == 2 and b"--model" in q.stderr, f"no --model: {q.returncode} {q.stderr}")
 
 
 def sc_same_vector():
