@@ -155,6 +155,10 @@ int eq_max_batch_tokens(const eq_engine *e)
 {
     return e->max_batch_tokens;
 }
+int32_t eq_eos_id(const eq_engine *e)
+{
+    return tok_eos_id(e->tok);
+}
 
 int eq_encode_ex(eq_engine *e, const char *text, size_t len, const char *instruction, size_t ilen,
                  int32_t **ids, eq_encode_info *info, char *err, size_t errlen)

@@ -47,6 +47,8 @@ void eq_close(eq_engine *e);
 const qw_config *eq_config(const eq_engine *e);
 int eq_max_seq_len(const eq_engine *e);
 int eq_max_batch_tokens(const eq_engine *e);
+/* The id of <|endoftext|>, which ends every input (eq_encode appends it). */
+int32_t eq_eos_id(const eq_engine *e);
 
 /* Tokenizes one input exactly as the model will see it: the query template
  * "Instruct: {instruction}\nQuery:{text}" when instruction != NULL, then the

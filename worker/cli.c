@@ -341,6 +341,7 @@ static void usage(FILE *f)
 #ifdef EMBEDQ_HAVE_WORKER
     fprintf(f, "  worker     consume text from Kafka or Redis Streams, publish vectors "
                "(the fleet member)\n");
+    fprintf(f, "  serve      the OpenAI-compatible embeddings API (POST /v1/embeddings)\n");
 #endif
 #ifdef EMBEDQ_HAVE_KAFKA
     fprintf(f, "  mock-kafka a Kafka-protocol broker on loopback (librdkafka's mock cluster), "
@@ -361,6 +362,7 @@ int main(int argc, char **argv)
     if (!strcmp(c, "bench")) return cmd_bench(argc - 1, argv + 1);
 #ifdef EMBEDQ_HAVE_WORKER
     if (!strcmp(c, "worker")) return cmd_worker(argc - 1, argv + 1);
+    if (!strcmp(c, "serve")) return cmd_serve(argc - 1, argv + 1);
 #endif
 #ifdef EMBEDQ_HAVE_KAFKA
     if (!strcmp(c, "mock-kafka")) return cmd_mock_kafka(argc - 1, argv + 1);

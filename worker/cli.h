@@ -75,6 +75,8 @@ int cmd_gen_model(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 /* `embedq worker`; only in builds with the broker libraries (EMBEDQ_HAVE_WORKER). */
 int cmd_worker(int argc, char **argv);
+/* `embedq serve`: the worker's pipeline with no queue, the API only. */
+int cmd_serve(int argc, char **argv);
 /* `embedq mock-kafka`; only in builds with librdkafka (EMBEDQ_HAVE_KAFKA). */
 int cmd_mock_kafka(int argc, char **argv);
 

@@ -117,6 +117,14 @@ static void handle_line(embed_state *s, const char *line, size_t len, long linen
     int32_t *ids = NULL;
     int n = -1;
     if (input_fields(line, len, &j, &text, &text_len, &instr, &instr_len, err, sizeof err) == 0) {
+        /* "" = no instruction, as in the worker (schemas/README.md) and the
+         * API (docs/api.md): the same input gives the same vector every way
+         * in. (`embedq tokenize` keeps "" as the template with an empty task:
+         * it shows the tokenizer's own behavior.) */
+        if (instr && instr_len == 0) {
+            free(instr);
+            instr = NULL;
+        }
         cJSON *id = cJSON_GetObjectItemCaseSensitive(j, "id");
         if (cJSON_IsString(id)) {
             /* Re-read with its length: cJSON's copy ends at a \u0000. */

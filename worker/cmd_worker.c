@@ -8,6 +8,12 @@
  *   -> engine opened on a worker thread (model load may take minutes)
  *   -> pipeline + broker started -> /readyz 200 once the broker is reachable
  *
+ * `embedq serve` is the same process with no broker: the pipeline's HTTP
+ * lane only, the API (api.h) on the one HTTP server with the probes. The
+ * worker serves the API too with --api-port (a second HTTP server; the
+ * probes stay on --metrics-port), on the same engine and batcher: queries
+ * go first (pipeline.h).
+ *
  * Shutdown (SIGTERM/SIGINT): intake stops, batches stop waiting to fill,
  * everything in flight is finished and published, the broker's deliveries
  * are awaited, offsets committed (Kafka) and the group left; exit 0. If
@@ -21,11 +27,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <uv.h>
 
+#include "api.h"
 #include "cli.h"
 #include "common.h"
 #include "engine.h"
@@ -57,6 +65,12 @@ typedef struct {
     /* operations */
     const char *metrics_addr;
     int metrics_port, drain_timeout_s, publish_fail_timeout_s;
+    /* the API (serve; worker with --api-port) */
+    bool serve;
+    const char *api_addr, *served_model_name;
+    int api_port; /* worker: 0 = off */
+    int max_inputs, max_query_inputs, max_connections;
+    uint64_t max_body_bytes;
 } worker_cfg;
 
 /* ---- state ---------------------------------------------------------------- */
@@ -70,6 +84,8 @@ typedef struct {
     kafka_broker *kafka;
     redis_broker *redis;
     http_server *http;
+    http_server *api_http; /* worker --api-port; NULL (serve: http serves it) */
+    api *api;
     metrics_registry *reg;
     pub_health health; /* publish outcomes, reported by the broker module */
     metrics_histogram *h_batch_tokens, *h_batch_seconds, *h_e2e_seconds;
@@ -101,6 +117,7 @@ static uint64_t wall_ms(void)
 static bool broker_ready(worker *w, char *why, size_t len)
 {
     bool ok;
+    if (w->c.serve) return true; /* no broker: the model is all it needs */
     if (w->kafka)
         ok = kafka_ready(w->kafka, why, len);
     else if (w->redis)
@@ -372,9 +389,17 @@ static void finish_shutdown(worker *w, int code)
     int remaining = used < budget ? (int)(budget - used) : 0;
     if (remaining < 2000) remaining = 2000;
     if (broker_close(w, remaining) != 0 && w->exit_code == 0) w->exit_code = 3;
+    if (w->api) {
+        api_set_draining(w->api); /* a request from here on: 503 draining */
+        api_set_pipeline(w->api, NULL);
+    }
     if (w->pipe) {
-        pipe_free(w->pipe);
+        pipe_free(w->pipe); /* answers the queries left (503) */
         w->pipe = NULL;
+    }
+    if (w->api_http) {
+        http_close(w->api_http, NULL, NULL);
+        w->api_http = NULL;
     }
     if (w->http) {
         http_close(w->http, NULL, NULL);
@@ -390,16 +415,23 @@ static void drain_tick_cb(uv_timer_t *t)
     /* Redis: a read answered just after intake stopped still submits its
      * entries; wait for it too. */
     const bool intake_idle = !w->redis || redis_intake_idle(w->redis);
-    if (!w->pipe || (pipe_in_flight(w->pipe) == 0 && intake_idle)) {
-        eq_log(EQ_LOG_INFO, "drained: everything in flight was published");
+    const bool api_idle = !w->api || api_in_flight(w->api) == 0;
+    if (!w->pipe || (pipe_in_flight(w->pipe) == 0 && intake_idle && api_idle)) {
+        eq_log(EQ_LOG_INFO, "drained: everything in flight was %s",
+               w->c.serve ? "answered" : "published");
         finish_shutdown(w, 0);
         return;
     }
     if (wall_ms() - w->drain_started_ms >= (uint64_t)w->c.drain_timeout_s * 1000u) {
-        eq_log(EQ_LOG_ERROR,
-               "drain timeout (%d s) with %d messages in flight: committing what was delivered; "
-               "the rest will be redelivered",
-               w->c.drain_timeout_s, pipe_in_flight(w->pipe));
+        if (w->c.serve)
+            eq_log(EQ_LOG_ERROR,
+                   "drain timeout (%d s) with %u API requests in flight: they get 503",
+                   w->c.drain_timeout_s, api_in_flight(w->api));
+        else
+            eq_log(EQ_LOG_ERROR,
+                   "drain timeout (%d s) with %d messages in flight: committing what was "
+                   "delivered; the rest will be redelivered",
+                   w->c.drain_timeout_s, pipe_in_flight(w->pipe));
         finish_shutdown(w, 3);
     }
 }
@@ -409,9 +441,20 @@ static void start_drain(worker *w, const char *why)
     if (w->draining) return;
     w->draining = true;
     w->drain_started_ms = wall_ms();
-    eq_log(EQ_LOG_INFO, "%s: draining %d messages in flight (timeout %d s)", why,
-           w->pipe ? pipe_in_flight(w->pipe) : 0, w->c.drain_timeout_s);
+    if (w->c.serve)
+        eq_log(EQ_LOG_INFO, "%s: draining %u API requests in flight (timeout %d s)", why,
+               api_in_flight(w->api), w->c.drain_timeout_s);
+    else
+        eq_log(EQ_LOG_INFO, "%s: draining %d messages in flight (timeout %d s)", why,
+               w->pipe ? pipe_in_flight(w->pipe) : 0, w->c.drain_timeout_s);
     broker_stop_intake(w);
+    if (w->api) {
+        /* New API requests get 503 (from the HTTP server once it stops
+         * accepting: a new connection is refused, a request on an open one
+         * answered 503 and the connection closed); those in flight finish. */
+        api_set_draining(w->api);
+        http_stop_accepting(w->api_http ? w->api_http : w->http);
+    }
     if (w->pipe) pipe_drain(w->pipe);
     uv_timer_start(&w->drain_timer, drain_tick_cb, 0, 20);
 }
@@ -528,6 +571,17 @@ static int create_broker(worker *w, char *err, size_t errlen)
     return 0;
 }
 
+/* `embedq serve` has no broker: nothing is ever submitted to publish. */
+static void no_publish(void *self, pipe_msg *m)
+{
+    (void)self;
+    EQ_ASSERT(!m);
+}
+static void no_pause(void *self)
+{
+    (void)self;
+}
+
 static int start_pipeline(worker *w, char *err, size_t errlen)
 {
     const qw_config *cfg = eq_config(w->engine);
@@ -557,9 +611,15 @@ static int start_pipeline(worker *w, char *err, size_t errlen)
     po.on_finish = on_finish;
     po.on_fatal = on_fatal;
 
-    pipe_broker pb = w->kafka ? kafka_pipe_broker(w->kafka) : redis_pipe_broker(w->redis);
+    po.max_query_inputs = w->c.max_query_inputs;
+
+    pipe_broker pb = {w, no_publish, no_pause, no_pause};
+    if (w->kafka) pb = kafka_pipe_broker(w->kafka);
+    if (w->redis) pb = redis_pipe_broker(w->redis);
     w->pipe = pipe_new(w->loop, &po, &pb, err, errlen);
     if (!w->pipe) return -1;
+    if (w->api) api_set_pipeline(w->api, w->pipe);
+    if (w->c.serve) return 0;
     if (w->kafka) return kafka_start(w->kafka, w->pipe, err, errlen);
     return redis_start(w->redis, w->pipe, err, errlen);
 }
@@ -614,7 +674,7 @@ static void load_done_cb(uv_work_t *req, int status)
     }
     char err[EQ_ERRLEN];
     if (start_pipeline(w, err, sizeof err) != 0) {
-        eq_log(EQ_LOG_ERROR, "starting the %s source: %s", w->c.source, err);
+        eq_log(EQ_LOG_ERROR, "starting the %s: %s", w->c.serve ? "pipeline" : w->c.source, err);
         finish_shutdown(w, 1);
         return;
     }
@@ -642,12 +702,39 @@ static const char *basename_of(const char *path)
     return s ? s + 1 : path;
 }
 
-int cmd_worker(int argc, char **argv)
+static int run(worker *w);
+
+/* The API's flags, shared by `worker` (with --api-port) and `serve`. */
+#define API_FLAGS(c)                                                                               \
+    {"max-inputs", CLI_INT, &(c)->max_inputs, 1, 1 << 20, "API: inputs per request (more: 400)"},  \
+        {"max-pending-inputs",                                                                     \
+         CLI_INT,                                                                                  \
+         &(c)->max_query_inputs,                                                                   \
+         1,                                                                                        \
+         1 << 24,                                                                                  \
+         "API: inputs of requests waiting for the engine, beyond which a request gets 429 "        \
+         "(Retry-After)"},                                                                         \
+        {"max-body-bytes",                                                                         \
+         CLI_U64,                                                                                  \
+         &(c)->max_body_bytes,                                                                     \
+         0,                                                                                        \
+         0,                                                                                        \
+         "API: largest request body (more: 413)"},                                                 \
+        {"max-connections",                                                                        \
+         CLI_INT,                                                                                  \
+         &(c)->max_connections,                                                                    \
+         1,                                                                                        \
+         1 << 20,                                                                                  \
+         "API: open connections; at the cap a new one evicts the oldest idle one"},                \
+    {                                                                                              \
+        "served-model-name", CLI_STR, &(c)->served_model_name, 0, 0,                               \
+            "API: the `model` requests must name (default: the worker's --model-name, else the "   \
+            "model "                                                                               \
+            "directory's name)"                                                                    \
+    }
+
+static void defaults(worker_cfg *c)
 {
-    static worker W;
-    worker *w = &W;
-    worker_cfg *c = &w->c;
-    memset(w, 0, sizeof *w);
     c->device = "auto";
     c->output_format = "msgpack";
     c->long_input = "truncate";
@@ -670,6 +757,20 @@ int cmd_worker(int argc, char **argv)
     c->metrics_port = 9090;
     c->drain_timeout_s = 30;
     c->publish_fail_timeout_s = 60;
+    c->api_addr = "0.0.0.0";
+    c->max_inputs = 2048;
+    c->max_query_inputs = 8192;
+    c->max_connections = 1024;
+    c->max_body_bytes = 64ull << 20;
+}
+
+int cmd_worker(int argc, char **argv)
+{
+    static worker W;
+    worker *w = &W;
+    worker_cfg *c = &w->c;
+    memset(w, 0, sizeof *w);
+    defaults(c);
     cli_flag flags[] = {
         {"source", CLI_STR, &c->source, 0, 0, "kafka | redis (required)"},
         {"model", CLI_STR, &c->model, 0, 0, "model directory (Hugging Face layout; required)"},
@@ -740,6 +841,11 @@ int cmd_worker(int argc, char **argv)
         {"publish-fail-timeout", CLI_INT, &c->publish_fail_timeout_s, 0, 86400,
          "seconds of every publish failing (or waiting, none accepted) before /readyz says so "
          "(0 = never)"},
+        {"api-port", CLI_INT, &c->api_port, 0, 65535,
+         "serve the OpenAI-compatible API (docs/api.md) on this port, on the same engine "
+         "(queries first); 0 = off"},
+        {"api-addr", CLI_STR, &c->api_addr, 0, 0, "API: listen address"},
+        API_FLAGS(c),
     };
     const cli_command cmd = {
         "worker",
@@ -795,7 +901,64 @@ int cmd_worker(int argc, char **argv)
     if (cli_device(&cmd, c->device, &dev)) return 2;
     c->device = dev;
     if (!c->model_name) c->model_name = basename_of(c->model);
+    if (!c->served_model_name) c->served_model_name = c->model_name;
+    return run(w);
+}
 
+int cmd_serve(int argc, char **argv)
+{
+    static worker W;
+    worker *w = &W;
+    worker_cfg *c = &w->c;
+    memset(w, 0, sizeof *w);
+    defaults(c);
+    c->serve = true;
+    c->metrics_port = 8080;
+    cli_flag flags[] = {
+        {"model", CLI_STR, &c->model, 0, 0, "model directory (Hugging Face layout; required)"},
+        {"host", CLI_STR, &c->metrics_addr, 0, 0,
+         "listen address (numeric IPv4 or IPv6) of the API, /healthz, /readyz and /metrics"},
+        {"port", CLI_INT, &c->metrics_port, 0, 65535, "listen port (0 = any free port, logged)"},
+        {"device", CLI_STR, &c->device, 0, 0, CLI_DEVICE_HELP},
+        {"threads", CLI_INT, &c->threads, 0, 1024, "CPU engine threads (0 = all cores)"},
+        {"max-tokens", CLI_INT, &c->max_tokens, 2, 1 << 20,
+         "tokens per input incl. the final <|endoftext|>; longer inputs are cut (`truncate`, "
+         "the default) or refused (\"truncate\": false)"},
+        {"batch-tokens", CLI_INT, &c->batch_tokens, 1, 1 << 24, "token budget of one batch"},
+        {"tokenize-threads", CLI_INT, &c->tokenize_threads, 1, 256,
+         "tokenize + reply-encoding threads"},
+        {"drain-timeout", CLI_INT, &c->drain_timeout_s, 1, 3600,
+         "seconds to answer the requests in flight after SIGTERM"},
+        API_FLAGS(c),
+    };
+    const cli_command cmd = {
+        "serve", "--model DIR [--host H] [--port P] [flags]",
+        "Serves the OpenAI-compatible embeddings API (POST /v1/embeddings, GET /v1/models; "
+        "docs/api.md) with /healthz, /readyz and /metrics on the same port. Every flag can also "
+        "be set by its EMBEDQ_* environment variable (shown in brackets); a flag wins over the "
+        "variable.",
+        "EMBEDQ_"};
+    int rc = cli_parse(&cmd, flags, (int)(sizeof flags / sizeof *flags), argc, argv);
+    if (rc) return rc == 1 ? 0 : rc;
+    if (!c->model) return cli_missing(&cmd, "model");
+    const char *dev = NULL;
+    if (cli_device(&cmd, c->device, &dev)) return 2;
+    c->device = dev;
+    c->model_name = basename_of(c->model);
+    if (!c->served_model_name) c->served_model_name = c->model_name;
+    return run(w);
+}
+
+/* Everything after the flags, for both commands. */
+static int run(worker *w)
+{
+    worker_cfg *c = &w->c;
+    /* Idle clients cost a descriptor each: take all the hard limit allows. */
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
     ph_init(&w->health, (uint64_t)c->publish_fail_timeout_s * 1000u);
     w->loop = uv_default_loop();
     signal(SIGPIPE, SIG_IGN);
@@ -841,23 +1004,69 @@ int cmd_worker(int argc, char **argv)
         return 1;
     }
 
+    char err[EQ_ERRLEN];
+    if (c->serve || c->api_port) {
+        api_options ao = {0};
+        ao.served_model_name = c->served_model_name;
+        ao.max_inputs = c->max_inputs;
+        ao.reg = w->reg;
+        w->api = api_new(&ao, err, sizeof err);
+        if (!w->api) {
+            fprintf(stderr, "embedq %s: %s\n", c->serve ? "serve" : "worker", err);
+            return 1;
+        }
+    }
     http_config hc = {0};
     hc.host = c->metrics_addr;
     hc.port = c->metrics_port;
+    if (c->serve) {
+        hc.json_errors = true;
+        hc.max_body_bytes = c->max_body_bytes;
+        hc.max_connections = (unsigned)c->max_connections;
+    }
     int hrc = http_open(w->loop, &hc, &w->http);
     if (hrc != 0) {
-        fprintf(stderr, "embedq worker: flag --metrics-addr/--metrics-port %s:%d: %s\n",
-                c->metrics_addr, c->metrics_port, uv_strerror(hrc));
+        if (c->serve)
+            fprintf(stderr, "embedq serve: flag --host/--port %s:%d: %s\n", c->metrics_addr,
+                    c->metrics_port, uv_strerror(hrc));
+        else
+            fprintf(stderr, "embedq worker: flag --metrics-addr/--metrics-port %s:%d: %s\n",
+                    c->metrics_addr, c->metrics_port, uv_strerror(hrc));
+        api_free(w->api);
         return 2;
     }
     http_route(w->http, "GET", "/healthz", h_healthz, w);
     http_route(w->http, "GET", "/readyz", h_readyz, w);
     http_route(w->http, "GET", "/metrics", h_metrics, w);
-    eq_log(EQ_LOG_INFO, "http: /healthz /readyz /metrics on %s:%d", c->metrics_addr,
-           http_port(w->http));
+    if (c->serve) api_route(w->api, w->http);
+    eq_log(EQ_LOG_INFO, "http: %s/healthz /readyz /metrics on %s:%d",
+           c->serve ? "/v1/embeddings /v1/models " : "", c->metrics_addr, http_port(w->http));
+    if (!c->serve && c->api_port) {
+        http_config ac = {0};
+        ac.host = c->api_addr;
+        ac.port = c->api_port;
+        ac.json_errors = true;
+        ac.max_body_bytes = c->max_body_bytes;
+        ac.max_connections = (unsigned)c->max_connections;
+        hrc = http_open(w->loop, &ac, &w->api_http);
+        if (hrc != 0) {
+            fprintf(stderr, "embedq worker: flag --api-addr/--api-port %s:%d: %s\n", c->api_addr,
+                    c->api_port, uv_strerror(hrc));
+            http_close(w->http, NULL, NULL);
+            w->http = NULL;
+            uv_walk(w->loop, close_walk_cb, NULL);
+            uv_run(w->loop, UV_RUN_DEFAULT);
+            uv_loop_close(w->loop);
+            api_free(w->api);
+            metrics_registry_free(w->reg);
+            return 2;
+        }
+        api_route(w->api, w->api_http);
+        eq_log(EQ_LOG_INFO, "api: /v1/embeddings /v1/models on %s:%d (model \"%s\")", c->api_addr,
+               http_port(w->api_http), c->served_model_name);
+    }
 
-    char err[EQ_ERRLEN];
-    if (create_broker(w, err, sizeof err) != 0) {
+    if (!c->serve && create_broker(w, err, sizeof err) != 0) {
         fprintf(stderr, "embedq worker: %s source: %s\n", c->source, err);
         http_close(w->http, NULL, NULL);
         w->http = NULL;
@@ -865,6 +1074,7 @@ int cmd_worker(int argc, char **argv)
         uv_run(w->loop, UV_RUN_DEFAULT);
         uv_loop_close(w->loop);
         metrics_registry_free(w->reg);
+        api_free(w->api);
         return 2;
     }
 
@@ -875,6 +1085,7 @@ int cmd_worker(int argc, char **argv)
     uv_loop_close(w->loop);
     eq_close(w->engine);
     metrics_registry_free(w->reg);
+    api_free(w->api);
     eq_log(EQ_LOG_INFO, "exit %d", w->exit_code);
     return w->exit_code;
 }

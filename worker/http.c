@@ -153,6 +153,7 @@ struct http_server {
     uv_tcp_t listener; /* listener.data = this */
     unsigned max_conns, head_ms, keep_alive_ms, body_ms;
     size_t max_head, max_body;
+    bool json_errors;
     http_route_entry *routes;
     size_t n_routes, cap_routes;
     http_conn *conns;       /* open, not closing */
@@ -548,7 +549,33 @@ static void conn_send_error(http_conn *c, int status, const char *body, const ch
 {
     resp_reset(&c->resp);
     c->resp.status = status;
-    http_response_append(&c->resp, body, strlen(body));
+    if (c->server->json_errors) {
+        /* The message is ours or the parser's: printable ASCII; escaped
+         * anyway, the final newline dropped. */
+        char m[512];
+        size_t k = 0, n = strlen(body);
+        while (n > 0 && body[n - 1] == '\n')
+            n--;
+        for (size_t i = 0; i < n && k + 7 < sizeof m; i++) {
+            unsigned char ch = (unsigned char)body[i];
+            if (ch == '"' || ch == '\\') {
+                m[k++] = '\\';
+                m[k++] = (char)ch;
+            } else if (ch < 0x20 || ch >= 0x7f) {
+                k += (size_t)snprintf(m + k, sizeof m - k, "\\u%04x", ch);
+            } else {
+                m[k++] = (char)ch;
+            }
+        }
+        m[k] = 0;
+        strcpy(c->resp.content_type, "application/json");
+        http_response_printf(&c->resp,
+                             "{\"error\":{\"message\":\"%s\",\"type\":\"%s\",\"param\":null,"
+                             "\"code\":null}}\n",
+                             m, status >= 500 ? "server_error" : "invalid_request_error");
+    } else {
+        http_response_append(&c->resp, body, strlen(body));
+    }
     c->keep_alive = c->keep_alive && keep;
     if (!c->in_progress) {
         c->in_progress = true;
@@ -1014,6 +1041,7 @@ int http_open(uv_loop_t *loop, const http_config *cfg, http_server **out)
     s->body_ms = cfg->body_timeout_ms ? cfg->body_timeout_ms : 30000;
     s->max_head = max_head;
     s->max_body = cfg->max_body_bytes;
+    s->json_errors = cfg->json_errors;
 
     int rc, one = 1;
     int fd = socket(addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -1135,5 +1163,5 @@ void http_close(http_server *s, http_close_cb cb, void *arg)
     close_listener(s);
     while (s->conns)
         conn_close(s->conns); /* unlinks it */
-    server_maybe_finish(s); /* everything may be closed already (a drain) */
+    server_maybe_finish(s);   /* everything may be closed already (a drain) */
 }

@@ -69,6 +69,11 @@ typedef struct http_config {
                                  the last http_open's value applies to all  */
     size_t max_body_bytes;    /* 0 = no body accepted (413); otherwise the cap    */
     int backlog;              /* listen(2) backlog; 0 = 128                       */
+    bool json_errors;         /* the answers the server gives by itself (below)
+                                 in OpenAI's error shape, application/json:
+                                 {"error":{"message","type","param":null,
+                                 "code":null}}; type invalid_request_error
+                                 (4xx) or server_error (5xx). Else plain text */
 } http_config;
 
 typedef struct http_header {

@@ -13,6 +13,12 @@
  * output costs tens of microseconds, a whole batch milliseconds of GPU
  * idle time if done there). The pool serves `enc` before `dec`.
  *
+ * The HTTP lane (pipeline.h, pipe_query) has queues of its own, served
+ * first: qdec (queries to tokenize), hi (their inputs, tokenized), qenc
+ * (queries whose inputs are all embedded: the reply to encode), qdone (to
+ * the loop thread). Its inputs are items of their query's array, never
+ * freed one by one (free_list skips them).
+ *
  * Batching: the engine thread takes messages from `ready` in arrival order
  * while they fit the token budget (and at most PIPE_MAX_BATCH_SEQS of
  * them). It starts a batch when the budget is full, when the oldest ready
@@ -46,6 +52,8 @@ struct pipeline {
     long ready_tokens;
     pipe_msg *enc_head, *enc_tail;
     pipe_msg *done_head, *done_tail;
+    pipe_msg *hi_head, *hi_tail; /* HTTP inputs, tokenized */
+    pipe_query *qdec_head, *qdec_tail, *qenc_head, *qenc_tail, *qdone_head, *qdone_tail;
     bool stop, draining;
     char fatal[512]; /* guarded by mu until fatal_set, then read-only */
     atomic_bool fatal_set;
@@ -58,6 +66,9 @@ struct pipeline {
     bool engine_started;
 
     /* loop thread */
+    pipe_query *live; /* queries submitted, done() not yet called */
+    int q_inputs;     /* their inputs */
+    atomic_int q_inputs_pub;
     int in_flight;
     uint64_t in_flight_bytes; /* sum of the charges of those messages */
     bool paused;
@@ -121,6 +132,38 @@ static void to_done(pipeline *p, pipe_msg *m)
     uv_async_send(&p->done_async);
 }
 
+static void qpush(pipe_query **head, pipe_query **tail, pipe_query *q)
+{
+    q->next = NULL;
+    if (*tail)
+        (*tail)->next = q;
+    else
+        *head = q;
+    *tail = q;
+}
+
+static pipe_query *qpop(pipe_query **head, pipe_query **tail)
+{
+    pipe_query *q = *head;
+    if (!q) return NULL;
+    *head = q->next;
+    if (!*head) *tail = NULL;
+    q->next = NULL;
+    return q;
+}
+
+/* p->mu held: one of q's inputs is finished (embedded or dead); the last
+ * one sends q to the pool for its reply. */
+static void query_item_done_locked(pipeline *p, pipe_msg *m)
+{
+    pipe_query *q = m->query;
+    q->tokens += m->dead ? 0 : m->n_ids;
+    if (--q->remaining == 0) {
+        qpush(&p->qenc_head, &p->qenc_tail, q);
+        pthread_cond_broadcast(&p->cv_dec);
+    }
+}
+
 /* ---- pool: decode + validate + tokenize --------------------------------- */
 
 static void prepare(pipeline *p, pipe_msg *m)
@@ -169,16 +212,114 @@ static void prepare(pipeline *p, pipe_msg *m)
 
 static void finish_output(pipeline *p, pipe_msg *m, const float *v);
 
+/* Pool thread: tokenizes (or checks the token ids of) every input of q.
+ * Returns true when all are ready for the engine. */
+static bool prepare_query(pipeline *p, pipe_query *q)
+{
+    const int limit = eq_max_seq_len(p->o.engine);
+    const int vocab = eq_config(p->o.engine)->vocab_rows;
+    const int32_t eos = eq_eos_id(p->o.engine);
+    bool ok = true;
+    for (int i = 0; i < q->n && ok; i++) {
+        pipe_msg *m = &q->items[i];
+        if (m->ids) { /* token ids from the client */
+            for (int k = 0; k < m->n_ids; k++)
+                if (m->ids[k] < 0 || m->ids[k] >= vocab) {
+                    char d[120];
+                    snprintf(d, sizeof d, "token id %ld at position %d is outside 0..%d",
+                             (long)m->ids[k], k, vocab - 1);
+                    set_dead(m, "invalid_token_id", d);
+                    break;
+                }
+            if (m->dead) {
+                ok = false;
+                break;
+            }
+            const bool has_eos = m->n_ids > 0 && m->ids[m->n_ids - 1] == eos;
+            const int content = m->n_ids - (has_eos ? 1 : 0);
+            if (content > limit - 1) {
+                m->truncated = true;
+                m->n_ids = limit - 1;
+            } else {
+                m->n_ids = content;
+            }
+            m->ids[m->n_ids++] = eos; /* room: n_ids <= the array's length */
+        } else {
+            char err[EQ_ERRLEN];
+            eq_encode_info info;
+            int n = eq_encode_ex(p->o.engine, (const char *)m->data, m->len, q->instruction,
+                                 q->instruction_len, &m->ids, &info, err, sizeof err);
+            if (n == EQ_ENCODE_INSTRUCTION_TOO_LONG) {
+                set_dead(m, "instruction_too_long", err);
+                ok = false;
+                break;
+            }
+            if (n < 0) {
+                set_dead(m, "invalid_text", err);
+                ok = false;
+                break;
+            }
+            m->n_ids = n;
+            m->truncated = info.truncated;
+        }
+        if (m->truncated && q->reject_long) {
+            char d[200];
+            snprintf(d, sizeof d, "input longer than the %d-token limit (truncate: false)", limit);
+            set_dead(m, "text_too_long", d);
+            ok = false;
+        }
+    }
+    return ok;
+}
+
+/* Pool thread: one query taken from qdec. */
+static void pool_query(pipeline *p, pipe_query *q)
+{
+    const bool ok = prepare_query(p, q);
+    pthread_mutex_lock(&p->mu);
+    if (!ok) { /* answered at once: nothing goes to the engine */
+        q->remaining = 0;
+        qpush(&p->qenc_head, &p->qenc_tail, q);
+        pthread_cond_broadcast(&p->cv_dec);
+    } else {
+        q->remaining = q->n;
+        const uint64_t t = now_ns();
+        for (int i = 0; i < q->n; i++) {
+            q->items[i].t_ready_ns = t;
+            push(&p->hi_head, &p->hi_tail, &q->items[i]);
+        }
+        pthread_cond_signal(&p->cv_ready);
+    }
+    pthread_mutex_unlock(&p->mu);
+}
+
 static void *pool_main(void *arg)
 {
     pipeline *p = arg;
     for (;;) {
         pthread_mutex_lock(&p->mu);
-        while (!p->dec_head && !p->enc_head && !p->stop)
+        while (!p->dec_head && !p->enc_head && !p->qdec_head && !p->qenc_head && !p->stop)
             pthread_cond_wait(&p->cv_dec, &p->mu);
         if (p->stop) {
             pthread_mutex_unlock(&p->mu);
             return NULL;
+        }
+        /* The HTTP lane first: replies, then queries to tokenize. */
+        pipe_query *q = qpop(&p->qenc_head, &p->qenc_tail);
+        if (q) {
+            pthread_mutex_unlock(&p->mu);
+            q->encode(q);
+            pthread_mutex_lock(&p->mu);
+            qpush(&p->qdone_head, &p->qdone_tail, q);
+            pthread_mutex_unlock(&p->mu);
+            uv_async_send(&p->done_async);
+            continue;
+        }
+        q = qpop(&p->qdec_head, &p->qdec_tail);
+        if (q) {
+            pthread_mutex_unlock(&p->mu);
+            pool_query(p, q);
+            continue;
         }
         pipe_msg *m =
             p->enc_head ? pop(&p->enc_head, &p->enc_tail) : pop(&p->dec_head, &p->dec_tail);
@@ -268,6 +409,14 @@ static int run_batch(pipeline *p, pipe_msg **msgs, int n)
             const float *v = p->vecs + (size_t)i * (size_t)p->hidden;
             const int d = msgs[i]->in.dimensions ? msgs[i]->in.dimensions : p->hidden;
             msgs[i]->vec = malloc(sizeof(float) * (size_t)d);
+            if (msgs[i]->query) { /* HTTP: its query's encoder reads vec */
+                if (msgs[i]->vec)
+                    memcpy(msgs[i]->vec, v, sizeof(float) * (size_t)d);
+                else
+                    set_dead(msgs[i], "internal", "out of memory");
+                queued++;
+                continue;
+            }
             if (!msgs[i]->vec) { /* out of memory: encode here */
                 finish_output(p, msgs[i], v);
                 to_done(p, msgs[i]);
@@ -279,8 +428,13 @@ static int run_batch(pipeline *p, pipe_msg **msgs, int n)
         }
         if (queued) {
             pthread_mutex_lock(&p->mu);
-            for (int i = 0; i < n; i++)
-                if (msgs[i]) push(&p->enc_head, &p->enc_tail, msgs[i]);
+            for (int i = 0; i < n; i++) {
+                if (!msgs[i]) continue;
+                if (msgs[i]->query)
+                    query_item_done_locked(p, msgs[i]);
+                else
+                    push(&p->enc_head, &p->enc_tail, msgs[i]);
+            }
             pthread_cond_broadcast(&p->cv_dec);
             pthread_mutex_unlock(&p->mu);
         }
@@ -291,7 +445,13 @@ static int run_batch(pipeline *p, pipe_msg **msgs, int n)
     if (fatal) goto dead_engine;
     if (n == 1) {
         set_dead(msgs[0], "embedding_failed", err);
-        to_done(p, msgs[0]);
+        if (msgs[0]->query) {
+            pthread_mutex_lock(&p->mu);
+            query_item_done_locked(p, msgs[0]);
+            pthread_mutex_unlock(&p->mu);
+        } else {
+            to_done(p, msgs[0]);
+        }
         return 0;
     }
     /* One input spoiled the batch (e.g. an overflow): run each alone, so
@@ -308,7 +468,8 @@ dead_engine:
     /* Nothing of this batch is published: back to nobody (freed by
      * pipe_free, unacknowledged). */
     for (int i = 0; i < n; i++)
-        push(&p->ready_head, &p->ready_tail, msgs[i]);
+        if (!msgs[i]->query) push(&p->ready_head, &p->ready_tail, msgs[i]);
+    /* HTTP inputs: their queries are answered by pipe_free (aborted). */
     pthread_mutex_unlock(&p->mu);
     uv_async_send(&p->done_async);
     return -1;
@@ -325,6 +486,7 @@ static void *engine_main(void *arg)
                 pthread_mutex_unlock(&p->mu);
                 return NULL;
             }
+            if (p->hi_head) break; /* a query waits: no waiting to fill */
             if (p->ready_head) {
                 if (p->draining || p->ready_tokens >= p->o.batch_tokens) break;
                 uint64_t deadline = p->ready_head->t_ready_ns + wait_ns, t = now_ns();
@@ -346,7 +508,14 @@ static void *engine_main(void *arg)
         }
         int n = 0;
         long tokens = 0;
-        while (p->ready_head && n < PIPE_MAX_BATCH_SEQS &&
+        /* HTTP inputs first, then queue messages, in one token budget. */
+        while (p->hi_head && n < PIPE_MAX_BATCH_SEQS &&
+               (n == 0 || tokens + p->hi_head->n_ids <= p->o.batch_tokens)) {
+            pipe_msg *m = pop(&p->hi_head, &p->hi_tail);
+            tokens += m->n_ids;
+            p->batch[n++] = m;
+        }
+        while (!p->hi_head && p->ready_head && n < PIPE_MAX_BATCH_SEQS &&
                (n == 0 || tokens + p->ready_head->n_ids <= p->o.batch_tokens)) {
             pipe_msg *m = pop(&p->ready_head, &p->ready_tail);
             tokens += m->n_ids;
@@ -365,13 +534,26 @@ static void *engine_main(void *arg)
     }
 }
 
+/* Frees a list's messages; HTTP inputs belong to their query (skipped). */
 static void free_list(pipe_msg *m)
 {
     while (m) {
         pipe_msg *n = m->next;
-        pipe_msg_free(m);
+        if (!m->query) pipe_msg_free(m);
         m = n;
     }
+}
+
+static void live_remove(pipeline *p, pipe_query *q)
+{
+    if (q->live_prev)
+        q->live_prev->live_next = q->live_next;
+    else
+        p->live = q->live_next;
+    if (q->live_next) q->live_next->live_prev = q->live_prev;
+    q->live_prev = q->live_next = NULL;
+    p->q_inputs -= q->n;
+    atomic_store(&p->q_inputs_pub, p->q_inputs);
 }
 
 /* ---- loop thread ---------------------------------------------------------- */
@@ -382,7 +564,19 @@ static void done_cb(uv_async_t *h)
     pthread_mutex_lock(&p->mu);
     pipe_msg *list = p->done_head;
     p->done_head = p->done_tail = NULL;
+    pipe_query *qlist = NULL;
+    if (!atomic_load(&p->fatal_set)) { /* else pipe_free answers them */
+        qlist = p->qdone_head;
+        p->qdone_head = p->qdone_tail = NULL;
+    }
     pthread_mutex_unlock(&p->mu);
+    while (qlist) { /* queries first: a client waits */
+        pipe_query *q = qlist;
+        qlist = q->next;
+        q->next = NULL;
+        live_remove(p, q);
+        q->done(q);
+    }
     if (atomic_load(&p->fatal_set)) {
         /* The engine is dead: publish nothing more (what is left is never
          * acknowledged, so the broker redelivers it to a healthy worker).
@@ -480,6 +674,66 @@ void pipe_finish(pipeline *p, pipe_msg *m, bool accepted)
         p->paused = false;
         p->br.resume(p->br.self);
     }
+}
+
+pipe_query *pipe_query_new(int n)
+{
+    pipe_query *q = calloc(1, sizeof *q);
+    if (!q) return NULL;
+    q->items = calloc(n > 0 ? (size_t)n : 1, sizeof *q->items);
+    if (!q->items) {
+        free(q);
+        return NULL;
+    }
+    q->n = n;
+    for (int i = 0; i < n; i++) {
+        q->items[i].partition = -1;
+        q->items[i].query = q;
+    }
+    return q;
+}
+
+void pipe_query_free(pipe_query *q)
+{
+    if (!q) return;
+    for (int i = 0; i < q->n; i++) {
+        pipe_msg *m = &q->items[i];
+        free(m->data);
+        free(m->ids);
+        free(m->vec);
+        msg_input_free(&m->in);
+    }
+    free(q->items);
+    free(q->instruction);
+    free(q);
+}
+
+int pipe_query_submit(pipeline *p, pipe_query *q)
+{
+    if (p->draining || atomic_load(&p->fatal_set)) return PIPE_STOPPED;
+    if (p->q_inputs > 0 && p->q_inputs + q->n > p->o.max_query_inputs) return PIPE_BUSY;
+    if (p->o.max_query_inputs < 1) return PIPE_BUSY;
+    q->live_prev = NULL;
+    q->live_next = p->live;
+    if (p->live) p->live->live_prev = q;
+    p->live = q;
+    p->q_inputs += q->n;
+    atomic_store(&p->q_inputs_pub, p->q_inputs);
+    pthread_mutex_lock(&p->mu);
+    qpush(&p->qdec_head, &p->qdec_tail, q);
+    pthread_cond_signal(&p->cv_dec);
+    pthread_mutex_unlock(&p->mu);
+    return 0;
+}
+
+int pipe_query_inputs(const pipeline *p)
+{
+    return atomic_load(&((pipeline *)p)->q_inputs_pub);
+}
+
+int pipe_hidden(const pipeline *p)
+{
+    return p->hidden;
 }
 
 void pipe_drain(pipeline *p)
@@ -622,6 +876,16 @@ void pipe_free(pipeline *p)
     free_list(p->enc_head);
     free_list(p->done_head);
     p->dec_head = p->ready_head = p->enc_head = p->done_head = NULL;
+    p->hi_head = p->hi_tail = NULL;
+    p->qdec_head = p->qdec_tail = p->qenc_head = p->qenc_tail = NULL;
+    p->qdone_head = p->qdone_tail = NULL;
+    /* Queries not answered yet: aborted (their items were skipped above). */
+    while (p->live) {
+        pipe_query *q = p->live;
+        live_remove(p, q);
+        q->aborted = true;
+        q->done(q);
+    }
     /* The async handle is freed with p once libuv has closed it: the loop
      * must run once more (uv_run) after this call. */
     uv_close((uv_handle_t *)&p->done_async, async_closed_cb);

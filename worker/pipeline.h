@@ -88,10 +88,12 @@ typedef struct pipe_msg {
     int32_t *ids;
     int n_ids;
     bool truncated;
-    float *vec;           /* the embedding, between the engine and the encoder  */
-    uint64_t t_submit_ns; /* monotonic, at pipe_submit                */
-    uint64_t t_ready_ns;  /* monotonic, when tokenized (batch max wait) */
-    uint64_t charge;      /* bytes counted against max_in_flight_bytes    */
+    float *vec;               /* the embedding, between the engine and the encoder  */
+    uint64_t t_submit_ns;     /* monotonic, at pipe_submit                */
+    uint64_t t_ready_ns;      /* monotonic, when tokenized (batch max wait) */
+    uint64_t charge;          /* bytes counted against max_in_flight_bytes    */
+    struct pipe_query *query; /* the HTTP lane: the request this input belongs
+                                 to (an item of query->items), else NULL */
     struct pipe_msg *next;
 } pipe_msg;
 
@@ -121,7 +123,10 @@ typedef struct {
     pipe_out_format out_format;
     const char *qdrant_collection; /* PIPE_OUT_QDRANT                  */
     pipe_long_policy long_policy;
-    msg_limits limits; /* decoder limits (max bytes, depth, hidden) */
+    msg_limits limits;    /* decoder limits (max bytes, depth, hidden) */
+    int max_query_inputs; /* HTTP lane: inputs submitted by pipe_query_submit
+                             and not yet done, before it answers busy; 0 =
+                             the lane is unused (every submit is busy)  */
     /* Observers, called on the thread named (may be NULL): */
     void *ctx;
     /* engine thread, after each eq_embed call that succeeded */
@@ -194,5 +199,65 @@ typedef struct {
     uint64_t in_flight_bytes; /* their charge (pipe_charge)            */
 } pipe_counters;
 void pipe_stats(const pipeline *p, pipe_counters *c);
+
+/* ---- the HTTP lane: queries answered while a client waits -------------------
+ *
+ * A query is one API request: n inputs, each a text (items[i].data/len,
+ * malloc'd, with the query's instruction) or token ids given by the client
+ * (items[i].ids/n_ids, malloc'd with room for n_ids + 1: the final
+ * <|endoftext|> is appended here when missing). It goes through the same pool and engine thread as the
+ * broker's messages, ahead of them at every step: the pool tokenizes a query
+ * (all its inputs, on one thread) before any message, the engine thread
+ * runs a batch at once when an HTTP input waits (no --max-wait-ms), and
+ * each batch takes the waiting HTTP inputs first, then queue messages,
+ * within the same token budget. So a query waits at most for the batch in
+ * progress plus its own.
+ *
+ * The lane has its own bound, in inputs (max_query_inputs); the broker's
+ * backpressure (max_in_flight, max_in_flight_bytes) counts only messages,
+ * so neither starves the other.
+ *
+ * When every input is embedded (or one failed: items[i].dead, reason_code
+ * and reason set), encode(q) runs on a pool thread to build the reply, then
+ * done(q) on the loop thread; done owns q from then on (pipe_query_free).
+ * If the pipeline stops first (pipe_free, a fatal engine error), done(q)
+ * runs from pipe_free with q->aborted set. */
+typedef struct pipe_query pipe_query;
+struct pipe_query {
+    /* --- set by the caller --- */
+    int n;             /* inputs                                               */
+    pipe_msg *items;   /* (n) zeroed by pipe_query_new; see above; per input,
+                          in.dimensions (0 = hidden)                         */
+    char *instruction; /* malloc'd, NUL-terminated; NULL = none          */
+    size_t instruction_len;
+    bool reject_long;              /* an over-long input is an error, not cut */
+    void (*encode)(pipe_query *q); /* pool thread                          */
+    void (*done)(pipe_query *q);   /* loop thread                          */
+    void *arg;                     /* the caller's                          */
+    /* --- results --- */
+    bool aborted; /* the pipeline stopped before the query was finished */
+    int tokens;   /* tokens embedded, over all inputs                   */
+    /* --- internal --- */
+    int remaining;                            /* inputs not yet embedded (p->mu) */
+    struct pipe_query *next;                  /* queue link (p->mu)              */
+    struct pipe_query *live_prev, *live_next; /* loop thread               */
+};
+
+/* A query of n inputs (items zeroed), or NULL when out of memory. */
+pipe_query *pipe_query_new(int n);
+/* Frees q, its items and what they own. */
+void pipe_query_free(pipe_query *q);
+
+/* Takes q (loop thread). Returns 0, or PIPE_BUSY when the lane holds
+ * inputs already and q would take it over max_query_inputs (the caller
+ * keeps q: answer 429), or PIPE_STOPPED when the pipeline is draining or
+ * its engine failed (answer 503). */
+#define PIPE_BUSY    (-1)
+#define PIPE_STOPPED (-2)
+int pipe_query_submit(pipeline *p, pipe_query *q);
+/* Inputs of the queries submitted and not yet done (any thread). */
+int pipe_query_inputs(const pipeline *p);
+/* The engine's hidden size and max tokens per input (any thread). */
+int pipe_hidden(const pipeline *p);
 
 #endif
