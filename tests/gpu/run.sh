@@ -268,7 +268,7 @@ correct() {
   step "0.6b $DEV vs cpu" 300 "$log" "$PY" tests/gpu/check_backends.py --embedq "$E" --model "$M/0.6b" --workdir "$C/0.6b" --a "$DEV"
   # 3b: vs transformers (bf16, sdpa) on the same ids; fp32 sanity line on tiny.
   step "tiny vs hf bf16" 150 "$log" "$PY" tests/gpu/check_hf.py --embedq "$E" --model "$M/tiny" --workdir "$C/tiny" --ours-device "$DEV" --ref-device cpu
-  step "tiny cpu vs hf fp32" 150 "$log" "$PY" tests/gpu/check_hf.py --embedq "$E" --model "$M/tiny" --workdir "$C/tiny" --ours-device cpu --hf-dtype float32 --min-cos 0.9999
+  step "tiny cpu vs hf fp32" 150 "$log" "$PY" tests/gpu/check_hf.py --embedq "$E" --model "$M/tiny" --workdir "$C/tiny" --ours-device cpu-fp32 --hf-dtype float32 --min-cos 0.9999
   step "0.6b vs hf bf16" 180 "$log" "$PY" tests/gpu/check_hf.py --embedq "$E" --model "$M/0.6b" --workdir "$C/0.6b" --ours-device "$DEV" --ref-device cpu
   step "4b vs hf bf16" 240 "$log" "$PY" tests/gpu/check_hf.py --embedq "$E" --model "$M/4b" --workdir "$C/4b" --ours-device "$DEV"
   return 0
