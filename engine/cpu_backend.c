@@ -48,6 +48,9 @@
  *   - attention: an OpenMP loop over (row block, head) tasks, each calling
  *     single-threaded sgemm;
  *   - per-row loops (norms, RoPE, SwiGLU, weight conversion): parallel for.
+ *   - bf16 path: oneDNN's GEMMs are OpenMP regions of the same libgomp pool
+ *     (Debian's oneDNN uses the OpenMP runtime), omp_get_max_threads() wide:
+ *     cpu_backend_embed sets that to b->threads on the calling thread.
  *   OpenBLAS is set to 1 thread (openblas_set_num_threads(1), process-wide)
  *   so that it never runs its own pool next to, or inside, OpenMP's.
  *   Measured on 2 cores with Qwen3-0.6B shapes (docs/engine.md): letting
