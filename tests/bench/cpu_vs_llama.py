@@ -199,7 +199,7 @@ def run_llama(a, gguf_path, n_seqs, seq_len, env):
     cmd = [os.path.join(a.llama_bin, "llama-embedding"), "-m", gguf_path, "-f", pfile,
            "-t", str(a.threads), "-tb", str(a.threads), "-c", str(total), "-b", str(total),
            "-ub", str(total), "--pooling", "last", "--embd-normalize", "2",
-           "-np", str(n_seqs), "--no-warmup"]
+           "-np", str(n_seqs)]  # its warm-up decode runs before the timed part
     rc, err, rss, _ = run_measured(cmd, env=env)
     m = re.search(r"prompt eval time =\s*([\d.]+) ms /\s*(\d+) tokens", err)
     if rc != 0 or not m:
@@ -262,13 +262,13 @@ def main():
           % (cores, ghz, a.fp32_flops_per_cycle, a.bf16_flops_per_cycle, peak32, peak16))
 
     results = {}
-    flops_per_token = None
+    flops = {}  # (n_seqs, seq_len) -> embedq's FLOPs per token (layers, attention)
     for n_seqs, seq_len in WORKLOADS:
         for rep in range(a.repeats):  # alternate: every engine once per round
             for label, what in engines:
                 if label.startswith("embedq"):
                     tps, rss, r = run_embedq(a, what, n_seqs, seq_len, env)
-                    flops_per_token = r["flops_per_token"]
+                    flops[(n_seqs, seq_len)] = r["flops_per_token"]
                 else:
                     tps, rss = run_llama(a, what, n_seqs, seq_len, env)
                 results.setdefault((n_seqs, seq_len, label), []).append((tps, rss))
@@ -276,7 +276,9 @@ def main():
                       % (n_seqs, seq_len, label, rep + 1, tps, rss / 2**20), flush=True)
 
     print()
-    print("flops/token (embedq's count, same model): %.3g" % flops_per_token)
+    print("GFLOP/s = tok/s x embedq's FLOPs per token at that length (the same model's layers and "
+          "attention; llama.cpp's vocabulary projection as shipped is not counted): %s" %
+          ", ".join("%dx%d %.3g" % (k[0], k[1], v) for k, v in flops.items()))
     hdr = "%-9s %-18s %9s %9s %8s %8s %9s" % ("batch", "engine", "tok/s", "GFLOP/s", "%fp32pk",
                                                "%bf16pk", "RSS MiB")
     print(hdr)
@@ -288,7 +290,7 @@ def main():
             tps = statistics.median(v[0] for v in vals)
             rss = max(v[1] for v in vals)
             med[label] = tps
-            gf = tps * flops_per_token / 1e9
+            gf = tps * flops[(n_seqs, seq_len)] / 1e9
             print("%-9s %-18s %9.1f %9.1f %7.0f%% %7.0f%% %9.0f" % (
                 "%dx%d" % (n_seqs, seq_len), label, tps, gf, 100 * gf / peak32 if peak32 else 0,
                 100 * gf / peak16 if peak16 else 0, rss / 2**20))
