@@ -148,6 +148,9 @@ def write_gguf(path, model_dir, gguf_py, rows=None):
 
     def put(name, dt, arr):
         arr = np.ascontiguousarray(arr)
+        if dt == "BF16" and arr.ndim == 1:  # norms: llama.cpp's ops want them f32
+            arr = (arr.astype(np.uint32) << 16).view(np.float32)
+            dt = "F32"
         if dt == "BF16":
             w.add_tensor(name, arr, raw_shape=arr.shape, raw_dtype=gguf.GGMLQuantizationType.BF16)
         else:
@@ -163,9 +166,6 @@ def write_gguf(path, model_dir, gguf_py, rows=None):
     for layer in range(cfg["num_hidden_layers"]):
         for hf, gg in names.items():
             dt, arr = t["layers.%d.%s.weight" % (layer, hf)]
-            if dt == "BF16" and arr.ndim == 1:  # norms: llama.cpp wants them f32
-                arr = (arr.astype(np.uint32) << 16).view(np.float32)
-                dt = "F32"
             put("blk.%d.%s.weight" % (layer, gg), dt, arr)
     w.write_header_to_file()
     w.write_kv_data_to_file()
