@@ -40,7 +40,8 @@
  *     code as the reference; only the norm weights are converted per layer.
  *     The GPU path rounds to bf16 at the same places (the GEMM inputs) and
  *     also keeps q/k/v and the attention probabilities in bf16; here attention
- *     stays fp32 (it is a small part of the work at the worker's lengths).
+ *     stays fp32 (closer to the reference; a small part of the work on short
+ *     chunks, but more than half of it at 2048 tokens: docs/benchmarks.md).
  *
  * Threads: OpenMP only, b->threads threads (all cores by default).
  *   - GEMMs: the output columns are split into one slice per thread, each a
