@@ -1,4 +1,5 @@
-/* cpu_backend.c - the readable reference Qwen3 forward pass (fp32 math).
+/* cpu_backend.c - the Qwen3 forward pass on the CPU: the readable fp32
+ * reference, and a bf16-GEMM path for CPUs with AVX512-BF16.
  *
  * This file is the definition of "what the model computes" inside embedq:
  * the CUDA backend is tested against it, and it is tested against the numpy
@@ -25,9 +26,22 @@
  * then, at the last token of each sequence only: rmsnorm(x) * final_norm,
  * keep the first dims[i] values (Matryoshka), L2-normalize.
  *
- * Weights: qw_weight points into the mmap'd checkpoint (bf16/f16/f32). Each
- * forward converts one layer at a time into an fp32 copy in the workspace
- * (b->w), so memory holds one fp32 layer, not the whole model in fp32.
+ * Weights: qw_weight points into the mmap'd checkpoint (bf16/f16/f32).
+ *
+ * Two precisions, chosen in cpu_backend_new (cpu_precision):
+ *   - fp32, the reference: each forward converts one layer at a time into an
+ *     fp32 copy in the workspace (b->w), so memory holds one fp32 layer, not
+ *     the whole model in fp32; GEMMs are cblas_sgemm (matmul below).
+ *   - bf16 (bf16 checkpoints on CPUs with AVX512-BF16): the projections read
+ *     the mapped bf16 weights in place through oneDNN (bf16_gemm.c), bf16
+ *     activations (the GEMM inputs, rounded from fp32 by to_bf16) times bf16
+ *     weights with fp32 accumulation and fp32 output. Everything else (norms,
+ *     RoPE, attention, softmax, SwiGLU, the residual stream) is the same fp32
+ *     code as the reference; only the norm weights are converted per layer.
+ *     The GPU path rounds to bf16 at the same places (the GEMM inputs) and
+ *     also keeps q/k/v and the attention probabilities in bf16; here attention
+ *     stays fp32 (closer to the reference; a small part of the work on short
+ *     chunks, but more than half of it at 2048 tokens: docs/benchmarks.md).
  *
  * Threads: OpenMP only, b->threads threads (all cores by default).
  *   - GEMMs: the output columns are split into one slice per thread, each a
@@ -35,6 +49,9 @@
  *   - attention: an OpenMP loop over (row block, head) tasks, each calling
  *     single-threaded sgemm;
  *   - per-row loops (norms, RoPE, SwiGLU, weight conversion): parallel for.
+ *   - bf16 path: oneDNN's GEMMs are OpenMP regions of the same libgomp pool
+ *     (Debian's oneDNN uses the OpenMP runtime), omp_get_max_threads() wide:
+ *     cpu_backend_embed sets that to b->threads on the calling thread.
  *   OpenBLAS is set to 1 thread (openblas_set_num_threads(1), process-wide)
  *   so that it never runs its own pool next to, or inside, OpenMP's.
  *   Measured on 2 cores with Qwen3-0.6B shapes (docs/engine.md): letting
@@ -50,6 +67,7 @@
 #include <math.h>
 #include <omp.h>
 
+#include "bf16_gemm.h"
 #include "common.h"
 
 /* Query rows per attention task: scores for one task are (ATT_BLOCK, len),
@@ -91,29 +109,35 @@ typedef struct {
 
 struct cpu_backend {
     const qw_model *m;
-    int max_tokens;  /* tokens per batch the buffers are sized for */
-    int max_seq_len; /* longest sequence (RoPE table, scores rows) */
-    int threads;     /* OpenMP threads (OpenBLAS runs on 1)        */
+    int max_tokens;      /* tokens per batch the buffers are sized for */
+    int max_seq_len;     /* longest sequence (RoPE table, scores rows) */
+    int threads;         /* OpenMP threads (OpenBLAS runs on 1)        */
+    bool bf16;           /* the bf16 GEMM path (else the fp32 reference) */
+    bf16_gemm *gemm;     /* oneDNN GEMMs of the bf16 path, else NULL    */
+    char precision[160]; /* what cpu_backend_precision says           */
 
-    layer_f32 w;       /* the current layer, fp32                    */
+    layer_f32 w;       /* the current layer, fp32 (bf16 path: norms only) */
     float *final_norm; /* (hidden)                                   */
     float *rope_cos;   /* (max_seq_len, head_dim/2)                  */
     float *rope_sin;   /* (max_seq_len, head_dim/2)                  */
 
     /* activations, (max_tokens, ...) */
-    float *x;    /* (max_tokens, hidden) residual stream          */
-    float *xn;   /* (max_tokens, hidden) normed sub-block input   */
-    float *q;    /* (max_tokens, n_heads*head_dim)                */
-    float *k;    /* (max_tokens, n_kv_heads*head_dim)             */
-    float *v;    /* (max_tokens, n_kv_heads*head_dim)             */
-    float *att;  /* (max_tokens, n_heads*head_dim) attention out  */
-    float *gate; /* (max_tokens, intermediate)                    */
-    float *up;   /* (max_tokens, intermediate)                    */
-    int *pos;    /* (max_tokens) position of each token in its sequence */
+    float *x;     /* (max_tokens, hidden) residual stream          */
+    float *xn;    /* (max_tokens, hidden) normed sub-block input   */
+    float *q;     /* (max_tokens, n_heads*head_dim)                */
+    float *k;     /* (max_tokens, n_kv_heads*head_dim)             */
+    float *v;     /* (max_tokens, n_kv_heads*head_dim)             */
+    float *att;   /* (max_tokens, n_heads*head_dim) attention out  */
+    float *gate;  /* (max_tokens, intermediate)                    */
+    float *up;    /* (max_tokens, intermediate)                    */
+    uint16_t *xb; /* bf16 path: (max_tokens, max(hidden, n_heads*head_dim,
+                     intermediate)) the bf16 input of the next GEMMs    */
+    int *pos;     /* (max_tokens) position of each token in its sequence */
 
     float *scores;     /* (threads, ATT_BLOCK, max_seq_len) per-thread scratch */
     att_block *blocks; /* (max_tokens) attention tasks of the current batch   */
     float *pooled;     /* (hidden) one pooled, final-normed row               */
+    size_t bytes;      /* everything allocated above                          */
 };
 
 /* ------------------------------------------------------------------ */
@@ -135,6 +159,15 @@ static void to_f32(float *dst, const qw_weight *src, int threads)
         size_t len = n - i0 < chunk ? n - i0 : chunk;
         eq_to_f32(dst + i0, base + i0 * esz, src->dtype, len);
     }
+}
+
+/* dst (n) = src (n) rounded to bf16 (nearest even), in parallel. */
+static void to_bf16(uint16_t *dst, const float *src, size_t n, int threads)
+{
+    const int nt = par((double)n, threads);
+#pragma omp parallel for num_threads(nt) schedule(static)
+    for (size_t i = 0; i < n; i++)
+        dst[i] = eq_f32_to_bf16(src[i]);
 }
 
 /* x (n, dim) = rows ids[0..n) of the embedding table (vocab_rows, dim),
@@ -317,51 +350,77 @@ static void matryoshka_l2(float *out, const float *pooled, int dims, int hidden)
 /* the layer and the forward pass                                     */
 /* ------------------------------------------------------------------ */
 
-/* b->w = layer l's weights in fp32. */
+/* b->w = layer l's weights in fp32 (the bf16 path: its norm weights only;
+ * the projections are read as mapped). */
 static void load_layer(cpu_backend *b, int l)
 {
     const qw_layer *L = &b->m->layers[l];
     const int t = b->threads;
     to_f32(b->w.attn_norm, &L->attn_norm, t);
+    to_f32(b->w.q_norm, &L->q_norm, t);
+    to_f32(b->w.k_norm, &L->k_norm, t);
+    to_f32(b->w.post_norm, &L->post_norm, t);
+    if (b->bf16) return;
     to_f32(b->w.wq, &L->q, t);
     to_f32(b->w.wk, &L->k, t);
     to_f32(b->w.wv, &L->v, t);
     to_f32(b->w.wo, &L->o, t);
-    to_f32(b->w.q_norm, &L->q_norm, t);
-    to_f32(b->w.k_norm, &L->k_norm, t);
-    to_f32(b->w.post_norm, &L->post_norm, t);
     to_f32(b->w.w_gate, &L->gate, t);
     to_f32(b->w.w_up, &L->up, t);
     to_f32(b->w.w_down, &L->down, t);
 }
 
-/* One decoder layer on b->x (n, hidden), in place. */
-static void decoder_layer(cpu_backend *b, int n, int n_blocks)
+/* y (n, out) = x (n, in) W^T, plus y when beta = 1, on the backend's path:
+ * fp32, sgemm on x and the converted layer w32; bf16, oneDNN on b->xb,
+ * which the caller has set to x rounded to bf16 (to_bf16: once for the
+ * GEMMs that share an input), and the mapped bf16 weight W. */
+static int linear(cpu_backend *b, float *y, const float *x, const float *w32, const qw_weight *W,
+                  int n, int in, int out, float beta, char *err, size_t errlen)
+{
+    if (!b->bf16) {
+        matmul(y, x, w32, n, in, out, beta, b->threads);
+        return 0;
+    }
+    return bf16_gemm_run(b->gemm, y, b->xb, W->data, n, in, out, beta != 0.0f, err, errlen);
+}
+
+/* One decoder layer on b->x (n, hidden), in place. Returns 0, or -1 with a
+ * message (a oneDNN failure on the bf16 path). */
+static int decoder_layer(cpu_backend *b, int l, int n, int n_blocks, char *err, size_t errlen)
 {
     const qw_config *c = &b->m->cfg;
+    const qw_layer *L = &b->m->layers[l];
     const int D = c->hidden, hd = c->head_dim, F = c->intermediate;
     const int q_dim = c->n_heads * hd, kv_dim = c->n_kv_heads * hd;
     const int t = b->threads;
     const layer_f32 *w = &b->w;
+    const bool bf = b->bf16;
 
     /* attention sub-block: x += o_proj(attn(rmsnorm_in(x))) */
     rmsnorm(b->xn, b->x, w->attn_norm, n, D, c->rms_eps, t); /* (n, D)      */
-    matmul(b->q, b->xn, w->wq, n, D, q_dim, 0.0f, t);        /* (n, q_dim)  */
-    matmul(b->k, b->xn, w->wk, n, D, kv_dim, 0.0f, t);       /* (n, kv_dim) */
-    matmul(b->v, b->xn, w->wv, n, D, kv_dim, 0.0f, t);       /* (n, kv_dim) */
+    if (bf) to_bf16(b->xb, b->xn, (size_t)n * D, t);
+    if (linear(b, b->q, b->xn, w->wq, &L->q, n, D, q_dim, 0.0f, err, errlen) ||  /* (n, q_dim)  */
+        linear(b, b->k, b->xn, w->wk, &L->k, n, D, kv_dim, 0.0f, err, errlen) || /* (n, kv_dim) */
+        linear(b, b->v, b->xn, w->wv, &L->v, n, D, kv_dim, 0.0f, err, errlen))   /* (n, kv_dim) */
+        return -1;
     rmsnorm(b->q, b->q, w->q_norm, (long)n * c->n_heads, hd, c->rms_eps, t);
     rmsnorm(b->k, b->k, w->k_norm, (long)n * c->n_kv_heads, hd, c->rms_eps, t);
     rope(b->q, b->pos, n, c->n_heads, hd, b->rope_cos, b->rope_sin, t);
     rope(b->k, b->pos, n, c->n_kv_heads, hd, b->rope_cos, b->rope_sin, t);
-    attention(b, n_blocks);                            /* (n, q_dim)  */
-    matmul(b->x, b->att, w->wo, n, q_dim, D, 1.0f, t); /* x += (n, D) */
+    attention(b, n_blocks); /* (n, q_dim)  */
+    if (bf) to_bf16(b->xb, b->att, (size_t)n * q_dim, t);
+    if (linear(b, b->x, b->att, w->wo, &L->o, n, q_dim, D, 1.0f, err, errlen)) /* x += (n, D) */
+        return -1;
 
     /* MLP sub-block: x += down(silu(gate(y)) * up(y)), y = rmsnorm_post(x) */
     rmsnorm(b->xn, b->x, w->post_norm, n, D, c->rms_eps, t); /* (n, D)      */
-    matmul(b->gate, b->xn, w->w_gate, n, D, F, 0.0f, t);     /* (n, F)      */
-    matmul(b->up, b->xn, w->w_up, n, D, F, 0.0f, t);         /* (n, F)      */
-    swiglu(b->gate, b->up, (size_t)n * F, t);                /* (n, F)      */
-    matmul(b->x, b->gate, w->w_down, n, F, D, 1.0f, t);      /* x += (n, D) */
+    if (bf) to_bf16(b->xb, b->xn, (size_t)n * D, t);
+    if (linear(b, b->gate, b->xn, w->w_gate, &L->gate, n, D, F, 0.0f, err, errlen) || /* (n, F) */
+        linear(b, b->up, b->xn, w->w_up, &L->up, n, D, F, 0.0f, err, errlen))         /* (n, F) */
+        return -1;
+    swiglu(b->gate, b->up, (size_t)n * F, t); /* (n, F)      */
+    if (bf) to_bf16(b->xb, b->gate, (size_t)n * F, t);
+    return linear(b, b->x, b->gate, w->w_down, &L->down, n, F, D, 1.0f, err, errlen); /* x += */
 }
 
 int cpu_backend_embed(cpu_backend *b, const int32_t *ids, const int32_t *cu_seqlens, int n_seqs,
@@ -406,10 +465,12 @@ int cpu_backend_embed(cpu_backend *b, const int32_t *ids, const int32_t *cu_seql
     }
 
     openblas_set_num_threads(1); /* OpenMP does the threading, see the top */
+    /* oneDNN's GEMMs run omp_get_max_threads() threads of this thread. */
+    if (b->bf16) omp_set_num_threads(b->threads);
     embed_tokens(b->x, &b->m->embed, ids, n, D, b->threads); /* (n, D) */
     for (int l = 0; l < c->n_layers; l++) {
         load_layer(b, l);
-        decoder_layer(b, n, n_blocks);
+        if (decoder_layer(b, l, n, n_blocks, err, errlen)) return -1;
     }
 
     /* last-token pooling: final norm on the last row of each sequence only
@@ -492,8 +553,26 @@ static void build_rope(float *cos_t, float *sin_t, int max_seq_len, int hd, floa
     }
 }
 
+/* The bf16 path needs every projection in bf16 (it reads them as mapped).
+ * Returns NULL, or the dtype name of the first one that is not. */
+static const char *non_bf16_projection(const qw_model *m)
+{
+    for (int l = 0; l < m->cfg.n_layers; l++) {
+        const qw_layer *L = &m->layers[l];
+        const qw_weight *ws[] = {&L->q, &L->k, &L->v, &L->o, &L->gate, &L->up, &L->down};
+        for (size_t i = 0; i < sizeof ws / sizeof ws[0]; i++)
+            if (ws[i]->dtype != EQ_BF16) return eq_dtype_name(ws[i]->dtype);
+    }
+    return NULL;
+}
+
+const char *cpu_precision_name(cpu_precision p)
+{
+    return p == CPU_PRECISION_FP32 ? "fp32" : p == CPU_PRECISION_BF16 ? "bf16" : "auto";
+}
+
 cpu_backend *cpu_backend_new(const qw_model *m, int max_tokens, int max_seq_len, int threads,
-                             char *err, size_t errlen)
+                             cpu_precision precision, char *err, size_t errlen)
 {
     if (check_model(m, err, errlen)) return NULL;
     const qw_config *c = &m->cfg;
@@ -504,6 +583,25 @@ cpu_backend *cpu_backend_new(const qw_model *m, int max_tokens, int max_seq_len,
     }
     if (max_seq_len > max_tokens) max_seq_len = max_tokens; /* a sequence fits in a batch */
 
+    /* The path: bf16 where asked or (auto) where the checkpoint and the CPU
+     * allow it; the reason for fp32 goes into the start-up banner. */
+    bool bf16 = false;
+    char why_fp32[128] = "fp32 GEMMs (OpenBLAS sgemm), as asked";
+    if (precision != CPU_PRECISION_FP32) {
+        const char *why = NULL, *dt = non_bf16_projection(m);
+        if (dt)
+            snprintf(why_fp32, sizeof why_fp32,
+                     "fp32 GEMMs (OpenBLAS sgemm): the checkpoint is %s, not bf16", dt);
+        else if (!bf16_gemm_supported(&why))
+            snprintf(why_fp32, sizeof why_fp32, "fp32 GEMMs (OpenBLAS sgemm): %s", why);
+        else
+            bf16 = true;
+        if (!bf16 && precision == CPU_PRECISION_BF16) {
+            eq_err(err, errlen, "cpu_backend: bf16 asked for, but %s", strchr(why_fp32, ':') + 2);
+            return NULL;
+        }
+    }
+
     cpu_backend *b = calloc(1, sizeof *b);
     if (!b) {
         eq_err(err, errlen, "cpu_backend: out of memory");
@@ -513,6 +611,17 @@ cpu_backend *cpu_backend_new(const qw_model *m, int max_tokens, int max_seq_len,
     b->max_tokens = max_tokens;
     b->max_seq_len = max_seq_len;
     b->threads = threads > 0 ? threads : omp_get_max_threads();
+    b->bf16 = bf16;
+    if (bf16) {
+        snprintf(b->precision, sizeof b->precision, "bf16 GEMMs (oneDNN %s, fp32 accumulation)",
+                 bf16_gemm_isa());
+        if (!(b->gemm = bf16_gemm_new(err, errlen))) {
+            free(b);
+            return NULL;
+        }
+    } else {
+        snprintf(b->precision, sizeof b->precision, "%s", why_fp32);
+    }
 
     const size_t T = (size_t)max_tokens, D = (size_t)c->hidden, hd = (size_t)c->head_dim;
     const size_t qd = (size_t)c->n_heads * hd, kvd = (size_t)c->n_kv_heads * hd;
@@ -524,16 +633,22 @@ cpu_backend *cpu_backend_new(const qw_model *m, int max_tokens, int max_seq_len,
         if (!((ptr) = malloc((size_t)(count) * sizeof *(ptr)))) goto oom;                          \
     } while (0)
     ALLOC(b->w.attn_norm, D);
-    ALLOC(b->w.wq, qd * D);
-    ALLOC(b->w.wk, kvd * D);
-    ALLOC(b->w.wv, kvd * D);
-    ALLOC(b->w.wo, D * qd);
     ALLOC(b->w.q_norm, hd);
     ALLOC(b->w.k_norm, hd);
     ALLOC(b->w.post_norm, D);
-    ALLOC(b->w.w_gate, F * D);
-    ALLOC(b->w.w_up, F * D);
-    ALLOC(b->w.w_down, D * F);
+    if (bf16) {
+        size_t widest = D > qd ? D : qd;
+        widest = widest > F ? widest : F;
+        ALLOC(b->xb, T * widest);
+    } else {
+        ALLOC(b->w.wq, qd * D);
+        ALLOC(b->w.wk, kvd * D);
+        ALLOC(b->w.wv, kvd * D);
+        ALLOC(b->w.wo, D * qd);
+        ALLOC(b->w.w_gate, F * D);
+        ALLOC(b->w.w_up, F * D);
+        ALLOC(b->w.w_down, D * F);
+    }
     ALLOC(b->final_norm, D);
     ALLOC(b->rope_cos, (size_t)max_seq_len * (hd / 2));
     ALLOC(b->rope_sin, (size_t)max_seq_len * (hd / 2));
@@ -553,8 +668,9 @@ cpu_backend *cpu_backend_new(const qw_model *m, int max_tokens, int max_seq_len,
 
     to_f32(b->final_norm, &m->final_norm, b->threads);
     build_rope(b->rope_cos, b->rope_sin, max_seq_len, c->head_dim, c->rope_theta);
-    eq_log(EQ_LOG_DEBUG, "cpu_backend: %d threads, %d tokens/batch, seq <= %d, %.1f MiB",
-           b->threads, max_tokens, max_seq_len, bytes / 1048576.0);
+    b->bytes = bytes;
+    eq_log(EQ_LOG_DEBUG, "cpu_backend: %s, %d threads, %d tokens/batch, seq <= %d, %.1f MiB",
+           b->precision, b->threads, max_tokens, max_seq_len, bytes / 1048576.0);
     return b;
 oom:
     eq_err(err, errlen, "cpu_backend: out of memory allocating %.1f MiB for %d tokens",
@@ -575,5 +691,22 @@ void cpu_backend_free(cpu_backend *b)
         free(bufs[i]);
     free(b->pos);
     free(b->blocks);
+    free(b->xb);
+    bf16_gemm_free(b->gemm);
     free(b);
+}
+
+const char *cpu_backend_precision(const cpu_backend *b)
+{
+    return b->precision;
+}
+
+bool cpu_backend_is_bf16(const cpu_backend *b)
+{
+    return b->bf16;
+}
+
+size_t cpu_backend_bytes(const cpu_backend *b)
+{
+    return b->bytes;
 }

@@ -38,10 +38,15 @@ int eq_open(const char *model_dir, const eq_options *opt, eq_engine **out, char 
     *out = NULL;
     /* Backend: cuda when asked, or by default when a GPU is visible. */
     enum { DEV_CPU, DEV_CUDA, DEV_TWIN, DEV_EMU } dev;
+    cpu_precision prec = CPU_PRECISION_AUTO;
     if (!o.device || !strcmp(o.device, "auto"))
         dev = gpu_device_count() > 0 ? DEV_CUDA : DEV_CPU;
     else if (!strcmp(o.device, "cpu"))
         dev = DEV_CPU;
+    else if (!strcmp(o.device, "cpu-fp32"))
+        dev = DEV_CPU, prec = CPU_PRECISION_FP32;
+    else if (!strcmp(o.device, "cpu-bf16"))
+        dev = DEV_CPU, prec = CPU_PRECISION_BF16;
     else if (!strcmp(o.device, "cuda"))
         dev = DEV_CUDA;
     else if (!strcmp(o.device, "twin"))
@@ -49,7 +54,9 @@ int eq_open(const char *model_dir, const eq_options *opt, eq_engine **out, char 
     else if (!strcmp(o.device, "emu"))
         dev = DEV_EMU;
     else
-        return eq_err(err, errlen, "device '%s': unknown (expected cuda, cpu, twin, emu or auto)",
+        return eq_err(err, errlen,
+                      "device '%s': unknown (expected cuda, cpu, cpu-fp32, cpu-bf16, twin, emu or "
+                      "auto)",
                       o.device);
 #ifndef EMBEDQ_HAVE_EMU
     if (dev == DEV_EMU)
@@ -100,8 +107,8 @@ int eq_open(const char *model_dir, const eq_options *opt, eq_engine **out, char 
         }
         e->threads = o.threads;
         if (dev == DEV_CPU) {
-            e->cpu = cpu_backend_new(e->model, e->max_batch_tokens, e->max_seq_len, o.threads, err,
-                                     errlen);
+            e->cpu = cpu_backend_new(e->model, e->max_batch_tokens, e->max_seq_len, o.threads, prec,
+                                     err, errlen);
             if (!e->cpu) goto fail;
         } else {
 #ifdef EMBEDQ_HAVE_EMU
@@ -253,8 +260,13 @@ void eq_get_info(const eq_engine *e, eq_info *info)
     memset(info, 0, sizeof *info);
     snprintf(info->backend, sizeof info->backend, "cpu");
     int threads = e->threads > 0 ? e->threads : (int)sysconf(_SC_NPROCESSORS_ONLN);
-    snprintf(info->device_name, sizeof info->device_name, "CPU (%d threads)", threads);
+    if (e->cpu)
+        snprintf(info->device_name, sizeof info->device_name, "CPU (%d threads, %s)", threads,
+                 cpu_backend_precision(e->cpu));
+    else
+        snprintf(info->device_name, sizeof info->device_name, "CPU (%d threads)", threads);
     info->device_index = -1;
+    if (e->cpu) info->activation_bytes = cpu_backend_bytes(e->cpu);
     if (e->model) {
         /* The CPU backend reads the mapped checkpoint in place. */
         info->weight_bytes = e->model->n_params * eq_dtype_size(e->model->embed.dtype);

@@ -26,11 +26,14 @@
 typedef struct eq_engine eq_engine;
 
 typedef struct {
-    const char *device;   /* "cuda", "cpu", "twin" (the CUDA backend's plan
-                             run on the kernels' CPU twins: tests only, slow)
-                             or "emu" (its CUDA build on the kernel emulator:
-                             tests only, slower);
-                             NULL or "auto" = cuda when a GPU is present    */
+    const char *device;   /* "cuda", "cpu" (bf16 GEMMs where the checkpoint
+                             is bf16 and the CPU has AVX512-BF16, else fp32),
+                             "cpu-fp32" (the fp32 reference), "cpu-bf16"
+                             (bf16 or fail), "twin" (the CUDA backend's
+                             plan on the kernels' CPU twins: tests only,
+                             slow) or "emu" (its CUDA build on the kernel
+                             emulator: tests only, slower); NULL or "auto"
+                             = cuda when a GPU is present, else cpu         */
     int max_batch_tokens; /* token budget of one eq_embed call; 0 = 16384  */
     int max_seq_len;      /* truncation length incl. the final <|endoftext|>;
                              0 = 8192 (capped at max_position_embeddings)  */
@@ -96,7 +99,7 @@ const char *eq_fatal_error(const eq_engine *e);
 /* What an opened engine runs on and what it holds. */
 typedef struct {
     char backend[8];           /* "cpu", "cuda" or "twin"                     */
-    char device_name[128];     /* GPU name, or "CPU (N threads)"              */
+    char device_name[192];     /* GPU name, or "CPU (N threads, <precision>)" */
     int device_index;          /* CUDA device ordinal; -1 on the CPU          */
     uint64_t weight_bytes;     /* weights as held by the backend              */
     uint64_t activation_bytes; /* per-batch buffers, sized at open            */

@@ -224,7 +224,7 @@ int cli_missing(const cli_command *cmd, const char *flag)
 
 int cli_device(const cli_command *cmd, const char *val, const char **device)
 {
-    static const char *const ok[] = {"cuda", "cpu", "twin", "emu"};
+    static const char *const ok[] = {"cuda", "cpu", "cpu-fp32", "cpu-bf16", "twin", "emu"};
     if (!val || !strcmp(val, "auto")) {
         *device = NULL;
         return 0;
@@ -234,7 +234,9 @@ int cli_device(const cli_command *cmd, const char *val, const char **device)
             *device = ok[i];
             return 0;
         }
-    fprintf(stderr, "embedq %s: flag --device: expected cuda, cpu, twin, emu or auto, got '%s'\n",
+    fprintf(stderr,
+            "embedq %s: flag --device: expected cuda, cpu, cpu-fp32, cpu-bf16, twin, emu or auto, "
+            "got '%s'\n",
             cmd->name, val);
     return 2;
 }

@@ -57,8 +57,10 @@ int cli_missing(const cli_command *cmd, const char *flag);
  * to the eq_options.device value (NULL for auto: cuda when a GPU is present,
  * else cpu). Returns 0, or 2 after printing a message naming the flag. */
 #define CLI_DEVICE_HELP                                                                            \
-    "cuda | cpu | twin (the CUDA plan on CPU twins: tests, slow) | emu (the CUDA plan and "        \
-    "kernels on the kernel emulator: tests, slower) | auto (cuda when a GPU is present, else cpu)"
+    "cuda | cpu (bf16 GEMMs where the CPU has AVX512-BF16, else fp32) | cpu-fp32 (the fp32 "      \
+    "reference) | cpu-bf16 (bf16 or fail) | twin (the CUDA plan on CPU twins: tests, slow) | "    \
+    "emu (the CUDA plan and kernels on the kernel emulator: tests, slower) | auto (cuda when a "  \
+    "GPU is present, else cpu)"
 int cli_device(const cli_command *cmd, const char *val, const char **device);
 
 /* JSON output helpers (stdout-style FILE*). */

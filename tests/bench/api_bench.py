@@ -96,6 +96,10 @@ def run_level(port, model, conc, n_inputs, seconds, words):
         try:
             post(conn, bodies[0])  # warm-up
             go.wait()
+            # The wait for the others' warm-ups can outlast the server's
+            # keep-alive idle timeout (5 s; on 0.6b it does): a fresh
+            # connection (http.client reconnects on the next request).
+            conn.close()
             i = 0
             while time.time() < stop_at[0]:
                 t0 = time.time()

@@ -1,12 +1,13 @@
 /* cpu_backend_bench.c - tokens/s of cpu_backend_embed on a checkpoint.
  *
- * Usage: cpu_backend_bench MODEL_DIR N_SEQS SEQ_LEN [REPEATS [THREADS]]
+ * Usage: cpu_backend_bench MODEL_DIR N_SEQS SEQ_LEN [REPEATS [THREADS [fp32|bf16|auto]]]
  * Embeds one packed batch of N_SEQS sequences of SEQ_LEN random token ids,
  * REPEATS times (default 3) after one warm-up run, and prints the time of
  * each run and the best tokens/s. Not a test: numbers for docs/engine.md.
  */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 #include "common.h"
@@ -23,7 +24,8 @@ static double now(void)
 int main(int argc, char **argv)
 {
     if (argc < 4) {
-        fprintf(stderr, "usage: %s MODEL_DIR N_SEQS SEQ_LEN [REPEATS [THREADS]]\n", argv[0]);
+        fprintf(stderr, "usage: %s MODEL_DIR N_SEQS SEQ_LEN [REPEATS [THREADS [fp32|bf16|auto]]]\n",
+                argv[0]);
         return 2;
     }
     const int n_seqs = atoi(argv[2]), len = atoi(argv[3]);
@@ -32,6 +34,17 @@ int main(int argc, char **argv)
         fprintf(stderr, "N_SEQS, SEQ_LEN and REPEATS must be >= 1\n");
         return 2;
     }
+    cpu_precision prec = CPU_PRECISION_AUTO;
+    if (argc > 6) {
+        if (!strcmp(argv[6], "fp32"))
+            prec = CPU_PRECISION_FP32;
+        else if (!strcmp(argv[6], "bf16"))
+            prec = CPU_PRECISION_BF16;
+        else if (strcmp(argv[6], "auto")) {
+            fprintf(stderr, "precision '%s': expected fp32, bf16 or auto\n", argv[6]);
+            return 2;
+        }
+    }
     char err[EQ_ERRLEN];
     qw_model *m = NULL;
     if (qw_model_load(argv[1], &m, err, sizeof err)) {
@@ -39,12 +52,13 @@ int main(int argc, char **argv)
         return 1;
     }
     const int total = n_seqs * len, D = m->cfg.hidden;
-    cpu_backend *b = cpu_backend_new(m, total, len, threads, err, sizeof err);
+    cpu_backend *b = cpu_backend_new(m, total, len, threads, prec, err, sizeof err);
     if (!b) {
         fprintf(stderr, "%s\n", err);
         qw_model_free(m);
         return 1;
     }
+    printf("%s\n", cpu_backend_precision(b));
     int32_t *ids = malloc(sizeof(int32_t) * (size_t)total);
     int32_t *cu = malloc(sizeof(int32_t) * (size_t)(n_seqs + 1));
     float *out = malloc(sizeof(float) * (size_t)n_seqs * D);

@@ -200,7 +200,7 @@ int main(int argc, char **argv)
     seq_set s;
     make_seqs(&s, lens, n, V);
 
-    cpu_backend *b = cpu_backend_new(m, s.total, s.max_len, 0, err, sizeof err);
+    cpu_backend *b = cpu_backend_new(m, s.total, s.max_len, 0, CPU_PRECISION_FP32, err, sizeof err);
     CHECK(b != NULL, "cpu_backend_new: %s", err);
     if (!b) return 1;
 
@@ -320,7 +320,8 @@ int main(int argc, char **argv)
           "dims 0 (all) refused: %s", err);
 
     /* 5. one thread vs all threads */
-    cpu_backend *b1 = cpu_backend_new(m, s.total, s.max_len, 1, err, sizeof err);
+    cpu_backend *b1 =
+        cpu_backend_new(m, s.total, s.max_len, 1, CPU_PRECISION_FP32, err, sizeof err);
     CHECK(b1 != NULL, "cpu_backend_new(threads 1): %s", err);
     if (b1) {
         for (int i = 0; i < n; i++)
@@ -336,7 +337,7 @@ int main(int argc, char **argv)
         cpu_backend_free(b1);
     }
     /* a backend for shorter sequences rejects longer ones */
-    cpu_backend *bs = cpu_backend_new(m, s.total, 8, 0, err, sizeof err);
+    cpu_backend *bs = cpu_backend_new(m, s.total, 8, 0, CPU_PRECISION_FP32, err, sizeof err);
     CHECK(bs != NULL, "cpu_backend_new(max_seq_len 8): %s", err);
     if (bs) {
         int32_t cu9[2] = {0, 9};
@@ -354,7 +355,8 @@ int main(int argc, char **argv)
             inf_norm[i] = 0x7f80; /* bf16 +Inf */
         inf_model.final_norm.data = inf_norm;
         inf_model.final_norm.dtype = EQ_BF16;
-        cpu_backend *bi = cpu_backend_new(&inf_model, s.total, s.max_len, 0, err, sizeof err);
+        cpu_backend *bi =
+            cpu_backend_new(&inf_model, s.total, s.max_len, 0, CPU_PRECISION_FP32, err, sizeof err);
         CHECK(bi != NULL, "cpu_backend_new(inf norm): %s", err);
         if (bi) {
             err[0] = 0;
@@ -377,7 +379,8 @@ int main(int argc, char **argv)
         qw_model *m2 = gen_and_load(other[t], dir2, sizeof dir2);
         CHECK(m2 != NULL, "%s checkpoint", eq_dtype_name(other[t]));
         if (!m2) continue;
-        cpu_backend *b2 = cpu_backend_new(m2, s.total, s.max_len, 0, err, sizeof err);
+        cpu_backend *b2 =
+            cpu_backend_new(m2, s.total, s.max_len, 0, CPU_PRECISION_FP32, err, sizeof err);
         CHECK(b2 != NULL, "cpu_backend_new: %s", err);
         if (b2) {
             for (int i = 0; i < n; i++)

@@ -157,8 +157,10 @@ def main():
     total = sum(lens)
     runs = {}
     for name, budget in [("packed", total), ("budget-1024", 1024), ("alone", 1)]:
-        out, secs = run([args.embedq, "embed", "--model", model, "--max-tokens", str(MAX_TOKENS),
-                         "--batch-tokens", str(budget)], jsonl)
+        # --device cpu-fp32: the fp32 reference path, whatever the CPU has
+        # (the bf16 path is checked against it by engine.cpu_bf16).
+        out, secs = run([args.embedq, "embed", "--model", model, "--device", "cpu-fp32",
+                         "--max-tokens", str(MAX_TOKENS), "--batch-tokens", str(budget)], jsonl)
         print("embedq embed --batch-tokens %d: %.2f s" % (budget, secs))
         runs[name] = out
         check(len(out) == len(inputs), "%s: %d lines for %d inputs" % (name, len(out), len(inputs)))

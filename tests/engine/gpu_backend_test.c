@@ -174,7 +174,8 @@ int main(int argc, char **argv)
     const int total = bt.cu[n];
     const int max_tokens = total > 2048 ? total : 2048, max_len = 2048;
 
-    cpu_backend *cpu = cpu_backend_new(m, max_tokens, max_len, 0, err, sizeof err);
+    cpu_backend *cpu =
+        cpu_backend_new(m, max_tokens, max_len, 0, CPU_PRECISION_FP32, err, sizeof err);
     if (!cpu) {
         fprintf(stderr, "cpu_backend_new: %s\n", err);
         return 1;
@@ -274,7 +275,8 @@ int main(int argc, char **argv)
         for (int i = 0; i < many; i++)
             ml[i] = 1 + (int)(rng_next() % 3);
         batch mb = make_batch(ml, many, V);
-        cpu_backend *cpu2 = cpu_backend_new(m, mb.cu[many], max_len, 0, err, sizeof err);
+        cpu_backend *cpu2 =
+            cpu_backend_new(m, mb.cu[many], max_len, 0, CPU_PRECISION_FP32, err, sizeof err);
         gpu_backend *g2 = be.open(m, mb.cu[many], max_len, twin, err, sizeof err);
         CHECK(cpu2 && g2, "backends for %d sequences: %s", many, err);
         if (cpu2 && g2) {

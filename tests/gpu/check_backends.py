@@ -32,7 +32,8 @@ def main():
     ap.add_argument("--workdir", required=True)
     ap.add_argument("--texts", help="JSONL inputs (default: gpucheck.build_texts into workdir)")
     ap.add_argument("--a", default="cuda", help="backend under test (default cuda)")
-    ap.add_argument("--b", default="cpu", help="reference backend (default cpu); '' skips check 2")
+    ap.add_argument("--b", default="cpu-fp32",
+                    help="reference backend (default cpu-fp32, the fp32 reference); '' skips check 2")
     ap.add_argument("--min-cos", type=float, default=0.999)
     ap.add_argument("--min-cos-packed", type=float, default=0.9999)
     ap.add_argument("--batch-tokens", type=int, default=16384)

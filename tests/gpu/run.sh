@@ -46,9 +46,11 @@ say() { echo "$*" | tee -a "$SUMMARY"; }
 # The Debian 12 packages the engine links (pkg-config libutf8proc, libcjson,
 # openblas) and their run-time needs that a non-Debian machine may lack
 # (libgfortran5 <- libopenblas0-pthread, libquadmath0 <- libgfortran5), plus
-# pkgconf itself (the device may have no pkg-config).
+# pkgconf itself (the device may have no pkg-config); oneDNN (the CPU
+# backend's bf16 GEMMs) and the OpenCL loader libdnnl.so.2 links.
 DEBS="libutf8proc-dev libutf8proc2 libcjson-dev libcjson1 libopenblas-dev libopenblas0
-libopenblas0-pthread libopenblas-pthread-dev libgfortran5 libquadmath0 pkgconf-bin libpkgconf3"
+libopenblas0-pthread libopenblas-pthread-dev libgfortran5 libquadmath0 pkgconf-bin libpkgconf3
+libdnnl-dev libdnnl2 ocl-icd-libopencl1"
 
 # step NAME TIMEOUT_S LOG cmd...: runs cmd (a program, or one of the
 # functions exported below) with a time limit, output to the terminal and
@@ -132,7 +134,8 @@ selftest() {
   head -c 120 "$w/out.jsonl"; echo
   echo "== ldd with the sysroot on LD_LIBRARY_PATH:"
   LD_LIBRARY_PATH=$SYSLIB ldd "$b/embedq" | tee "$w/ldd.txt"
-  for lib in libopenblas.so.0 libcjson.so.1 libutf8proc.so.2 libgfortran.so.5 libquadmath.so.0; do
+  for lib in libopenblas.so.0 libcjson.so.1 libutf8proc.so.2 libgfortran.so.5 libquadmath.so.0 \
+             libdnnl.so.2 libOpenCL.so.1; do
     if grep -q "$lib => $SYSROOT" "$w/ldd.txt"; then
       echo "ok    $lib from the sysroot"
     else
@@ -174,6 +177,7 @@ configure() {
               -DPKG_CONFIG_EXECUTABLE="$ROOT/tests/gpu/pkg-config-sysroot.sh"
               -DCMAKE_EXE_LINKER_FLAGS="-Wl,-rpath-link,$SYSLIB"
               -DEMBEDQ_TOKENIZER_JSON="$GPU/tokenizer/tokenizer.json"
+              -DDNNL_INCLUDE_DIR="$SYSROOT/usr/include" -DDNNL_LIBRARY="$SYSLIB/libdnnl.so"
               -DEMBEDQ_PYTHON="$PY" -DEMBEDQ_CUDA="$cuda"
               -DEMBEDQ_EMU=OFF)  # the kernel emulator is for machines without a GPU
   if [ "$cuda" = ON ]; then
@@ -268,7 +272,7 @@ correct() {
   step "0.6b $DEV vs cpu" 300 "$log" "$PY" tests/gpu/check_backends.py --embedq "$E" --model "$M/0.6b" --workdir "$C/0.6b" --a "$DEV"
   # 3b: vs transformers (bf16, sdpa) on the same ids; fp32 sanity line on tiny.
   step "tiny vs hf bf16" 150 "$log" "$PY" tests/gpu/check_hf.py --embedq "$E" --model "$M/tiny" --workdir "$C/tiny" --ours-device "$DEV" --ref-device cpu
-  step "tiny cpu vs hf fp32" 150 "$log" "$PY" tests/gpu/check_hf.py --embedq "$E" --model "$M/tiny" --workdir "$C/tiny" --ours-device cpu --hf-dtype float32 --min-cos 0.9999
+  step "tiny cpu vs hf fp32" 150 "$log" "$PY" tests/gpu/check_hf.py --embedq "$E" --model "$M/tiny" --workdir "$C/tiny" --ours-device cpu-fp32 --hf-dtype float32 --min-cos 0.9999
   step "0.6b vs hf bf16" 180 "$log" "$PY" tests/gpu/check_hf.py --embedq "$E" --model "$M/0.6b" --workdir "$C/0.6b" --ours-device "$DEV" --ref-device cpu
   step "4b vs hf bf16" 240 "$log" "$PY" tests/gpu/check_hf.py --embedq "$E" --model "$M/4b" --workdir "$C/4b" --ours-device "$DEV"
   return 0

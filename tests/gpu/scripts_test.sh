@@ -19,7 +19,7 @@ bash -n "$here/run.sh" || fail=1
 OUT=$W/out EQ_WORK=$W/work bash "$here/run.sh" no-such-phase > /dev/null 2>&1; [ $? -eq 2 ] || { echo "FAIL: run.sh unknown phase"; fail=1; }
 "$B" gen-model --preset tiny --out "$W/tiny" --seed 5 || exit 1
 "$PY" "$here/check_backends.py" --embedq "$B" --model "$W/tiny" --workdir "$W/check" \
-  --a twin --b cpu --quick --threads 2 || fail=1
+  --a twin --b cpu-fp32 --quick --threads 2 || fail=1
 "$B" bench --model "$W/tiny" --device cpu --seq-len 32 --iters 2 --warmup 1 --batch-tokens 1024 \
   --json "$W/a.jsonl" > /dev/null 2>&1 || fail=1
 "$PY" "$here/compare_bench.py" --ours "$W/a.jsonl" --theirs "$W/a.jsonl" > "$W/cmp.txt" || fail=1
