@@ -380,8 +380,11 @@ def sc_maxlen():
         payloads = [f"m-{i}".encode() for i in range(3000)]
         add_data(r, payloads)
         d = driver(srv.url, "c1", "maxlen", "--out-maxlen", "100")
-        wait_for(lambda: pending_count(r, IN, GROUP) == 0 and
-                 r.xinfo_stream(OUT)["last-generated-id"] != b"0-0", 30, "done")
+        # the output stream does not exist until the first publish, and
+        # nothing is pending before the first read: wait for all 3000 added
+        wait_for(lambda: r.exists(OUT) and
+                 r.xinfo_stream(OUT)["entries-added"] == 3000 and
+                 pending_count(r, IN, GROUP) == 0, 30, "done")
         wait_for(lambda: r.xinfo_groups(IN)[0]["lag"] == 0, 30, "lag 0")
         st = stop(d)
         assert st["produced"] == 3000, st
