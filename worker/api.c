@@ -1,9 +1,12 @@
 /* api.c - POST /v1/embeddings and GET /v1/models (api.h, docs/api.md).
  *
- * Requests are parsed with cJSON (Debian libcjson). Two things cJSON does
- * not check are checked here: raw bytes that are not UTF-8 (a 400 naming
- * the input), and the escape \u0000, which cJSON would turn into the end of
- * the string (silently embedding less than was sent): refused with a 400.
+ * Requests are parsed with cJSON (Debian libcjson) for their shape and
+ * types. The strings whose every byte matters (the model name, `input`,
+ * `instruction`) are then read with the queue's own JSON decoder
+ * (msg_json_string_list/msg_json_string_field in msg.c): cJSON turns the
+ * escape \u0000 into the end of the string and does not check UTF-8, and an
+ * input must be the same bytes whether it came over HTTP or through the
+ * queue (U+0000 kept; invalid UTF-8 a 400 naming the input).
  * The base64 writer is ten lines, written here rather than linking a
  * library for it; replies are written by hand (not cJSON) because a reply
  * of 2,048 x 1,024 floats built as cJSON nodes costs far more memory and
@@ -21,6 +24,7 @@
 #include <time.h>
 
 #include "common.h"
+#include "msg.h"
 
 #define API_DEFAULT_MAX_INPUTS 2048
 
@@ -196,53 +200,27 @@ static void fail(api_call *c, int status, const char *param, const char *code,
 
 /* ---- request checks ---- */
 
-/* Length of the valid UTF-8 prefix of s[0..n) (== n when all is valid). */
-static size_t utf8_valid_prefix(const uint8_t *s, size_t n)
-{
-    size_t i = 0;
-    while (i < n) {
-        uint8_t c = s[i];
-        size_t k;
-        uint32_t cp;
-        if (c < 0x80) {
-            i++;
-            continue;
-        } else if (c >= 0xc2 && c <= 0xdf) {
-            k = 1;
-            cp = c & 0x1f;
-        } else if (c >= 0xe0 && c <= 0xef) {
-            k = 2;
-            cp = c & 0x0f;
-        } else if (c >= 0xf0 && c <= 0xf4) {
-            k = 3;
-            cp = c & 0x07;
-        } else {
-            return i;
-        }
-        for (size_t j = 1; j <= k; j++) {
-            if (i + j >= n || (s[i + j] & 0xc0) != 0x80) return i;
-            cp = cp << 6 | (s[i + j] & 0x3f);
-        }
-        if ((k == 2 && cp < 0x800) || (k == 3 && (cp < 0x10000 || cp > 0x10ffff)) ||
-            (cp >= 0xd800 && cp <= 0xdfff))
-            return i;
-        i += k + 1;
-    }
-    return n;
-}
+/* The nesting the queue's JSON decoder accepts in a request body (cJSON's
+ * own limit is 1,000). */
+#define API_MAX_DEPTH 128
 
-/* True when the JSON text holds the escape \u0000 (inside a string: JSON
- * has backslashes nowhere else). */
-static bool has_nul_escape(const char *s, size_t n)
+/* A 400 (500 when out of memory) from the queue decoder's error on `param`. */
+static void fail_msg(api_call *c, const char *param, const msg_error *me)
 {
-    for (size_t i = 0; i + 5 < n; i++) {
-        if (s[i] != '\\') continue;
-        if (s[i + 1] == 'u' && s[i + 2] == '0' && s[i + 3] == '0' && s[i + 4] == '0' &&
-            s[i + 5] == '0')
-            return true;
-        i++; /* skip the escaped character (e.g. the second of "\\") */
+    switch (me->code) {
+    case MSG_E_INVALID_UTF8:
+        fail(c, 400, param, "invalid_utf8", NULL, "%s", me->detail);
+        break;
+    case MSG_E_DUPLICATE_KEY:
+        fail(c, 400, param, "duplicate_key", NULL, "%s", me->detail);
+        break;
+    case MSG_E_INTERNAL:
+        fail(c, 500, NULL, "internal", NULL, "%s", me->detail);
+        break;
+    default:
+        fail(c, 400, NULL, "invalid_json", NULL, "%s",
+             me->detail[0] ? me->detail : "the body could not be read");
     }
-    return false;
 }
 
 /* A JSON number that is an integer in [lo, hi]. */
@@ -371,11 +349,6 @@ static void h_embeddings(http_exchange *ex, const http_request *req, http_respon
         fail(c, 503, NULL, "model_loading", "5", "the model is still loading; retry later");
         return;
     }
-    if (has_nul_escape(req->body, req->body_len)) {
-        fail(c, 400, "input", "invalid_text", NULL,
-             "the escape \\u0000 (U+0000) is not accepted in a string");
-        return;
-    }
     const char *end = NULL;
     /* body_len + 1: the body is NUL-terminated, and cJSON then refuses
      * anything after the value but whitespace */
@@ -387,6 +360,10 @@ static void h_embeddings(http_exchange *ex, const http_request *req, http_respon
         return;
     }
     pipe_query *q = NULL;
+    msg_json_str *texts = NULL;
+    char *instruction = NULL;
+    size_t instruction_len = 0;
+    msg_error me = {0};
     if (!cJSON_IsObject(j)) {
         fail(c, 400, NULL, "invalid_json", NULL, "the body must be a JSON object");
         goto out;
@@ -398,7 +375,16 @@ static void h_embeddings(http_exchange *ex, const http_request *req, http_respon
              "'model' %s", model ? "must be a string" : "is required");
         goto out;
     }
-    if (strcmp(model->valuestring, a->o.served_model_name) != 0) {
+    if (msg_json_string_list(req->body, req->body_len, "model", API_MAX_DEPTH, &texts, &me) !=
+        1) {
+        fail_msg(c, "model", &me);
+        goto out;
+    }
+    const bool model_ok = texts[0].len == strlen(a->o.served_model_name) &&
+                          !memcmp(texts[0].s, a->o.served_model_name, texts[0].len);
+    free(texts);
+    texts = NULL;
+    if (!model_ok) {
         char *lit = cJSON_PrintUnformatted(model);
         fail(c, 404, "model", "model_not_found", NULL,
              "The model %.200s does not exist: this server serves %.200s", lit ? lit : "?",
@@ -430,18 +416,32 @@ static void h_embeddings(http_exchange *ex, const http_request *req, http_respon
         goto out;
     }
     const cJSON *ins = cJSON_GetObjectItemCaseSensitive(j, "instruction");
-    const char *instruction = NULL;
     if (ins && !cJSON_IsNull(ins)) {
         if (!cJSON_IsString(ins)) {
             fail(c, 400, "instruction", "invalid_type", NULL, "'instruction' must be a string");
             goto out;
         }
-        const size_t n = strlen(ins->valuestring);
-        if (utf8_valid_prefix((const uint8_t *)ins->valuestring, n) != n) {
-            fail(c, 400, "instruction", "invalid_utf8", NULL, "'instruction' is not valid UTF-8");
+        if (msg_json_string_list(req->body, req->body_len, "instruction", API_MAX_DEPTH, &texts,
+                                 &me) != 1) {
+            fail_msg(c, "instruction", &me);
             goto out;
         }
-        if (n > 0) instruction = ins->valuestring; /* "" = no instruction */
+        if (texts[0].bad != SIZE_MAX) {
+            fail(c, 400, "instruction", "invalid_utf8", NULL,
+                 "'instruction' is not valid UTF-8 (byte %zu)", texts[0].bad);
+            goto out;
+        }
+        if (texts[0].len > 0) { /* "" = no instruction */
+            instruction_len = texts[0].len;
+            instruction = malloc(instruction_len + 1);
+            if (!instruction) {
+                fail(c, 500, NULL, "internal", NULL, "out of memory");
+                goto out;
+            }
+            memcpy(instruction, texts[0].s, instruction_len + 1);
+        }
+        free(texts);
+        texts = NULL;
     }
     bool truncate = true;
     const cJSON *tr = cJSON_GetObjectItemCaseSensitive(j, "truncate");
@@ -503,6 +503,29 @@ static void h_embeddings(http_exchange *ex, const http_request *req, http_respon
              "'instruction' applies to text inputs, not to token ids");
         goto out;
     }
+    if (kind == K_TEXT) {
+        /* types first (cJSON), so that the error names the element */
+        const cJSON *e = cJSON_IsArray(in) ? in->child : in;
+        for (int i = 0; i < n; i++, e = e->next) {
+            if (!cJSON_IsString(e)) {
+                char pin[32];
+                snprintf(pin, sizeof pin, "input[%d]", i);
+                fail(c, 400, pin, "invalid_type", NULL,
+                     "input[%d]: every input must be a string when the first one is", i);
+                goto out;
+            }
+        }
+        const int got = msg_json_string_list(req->body, req->body_len, "input", API_MAX_DEPTH,
+                                             &texts, &me);
+        if (got < 0) {
+            fail_msg(c, "input", &me);
+            goto out;
+        }
+        if (got != n) { /* cannot happen: both parsers read the same strings */
+            fail(c, 500, NULL, "internal", NULL, "'input' read as %d strings, not %d", got, n);
+            goto out;
+        }
+    }
     q = pipe_query_new(n);
     if (!q) {
         fail(c, 500, NULL, "internal", NULL, "out of memory");
@@ -515,20 +538,14 @@ static void h_embeddings(http_exchange *ex, const http_request *req, http_respon
         char pin[32];
         snprintf(pin, sizeof pin, "input[%d]", i);
         if (kind == K_TEXT) {
-            if (!cJSON_IsString(el)) {
-                fail(c, 400, pin, "invalid_type", NULL,
-                     "input[%d]: every input must be a string when the first one is", i);
-                goto out;
-            }
-            const size_t len = strlen(el->valuestring);
+            const size_t len = texts[i].len;
             if (len == 0) {
                 fail(c, 400, pin, "empty_text", NULL, "input[%d]: empty string", i);
                 goto out;
             }
-            const size_t ok = utf8_valid_prefix((const uint8_t *)el->valuestring, len);
-            if (ok != len) {
+            if (texts[i].bad != SIZE_MAX) {
                 fail(c, 400, pin, "invalid_utf8", NULL, "input[%d]: not valid UTF-8 (byte %zu)", i,
-                     ok);
+                     texts[i].bad);
                 goto out;
             }
             m->data = malloc(len + 1);
@@ -536,7 +553,7 @@ static void h_embeddings(http_exchange *ex, const http_request *req, http_respon
                 fail(c, 500, NULL, "internal", NULL, "out of memory");
                 goto out;
             }
-            memcpy(m->data, el->valuestring, len + 1);
+            memcpy(m->data, texts[i].s, len + 1);
             m->len = len;
         } else {
             if (kind == K_TOKEN_LISTS && !cJSON_IsArray(el)) {
@@ -570,12 +587,9 @@ static void h_embeddings(http_exchange *ex, const http_request *req, http_respon
         }
     }
     if (instruction) {
-        q->instruction = strdup(instruction);
-        if (!q->instruction) {
-            fail(c, 500, NULL, "internal", NULL, "out of memory");
-            goto out;
-        }
-        q->instruction_len = strlen(instruction);
+        q->instruction = instruction; /* the query's now */
+        q->instruction_len = instruction_len;
+        instruction = NULL;
     }
     q->reject_long = !truncate;
     q->encode = api_encode;
@@ -595,6 +609,8 @@ static void h_embeddings(http_exchange *ex, const http_request *req, http_respon
     q = NULL; /* the pipeline's until api_done */
 out:
     pipe_query_free(q);
+    free(texts);
+    free(instruction);
     cJSON_Delete(j);
 }
 
@@ -608,6 +624,14 @@ static void h_models(const http_request *req, http_response *r, void *arg)
                          "\"created\":%lld,\"owned_by\":\"embedq\"}]}",
                          a->model_json, a->created);
     metrics_counter_inc(metrics_family_counter(a->requests, "200", NULL));
+}
+
+void api_count_own_answer(int status, void *arg)
+{
+    api *a = arg;
+    char st[16];
+    snprintf(st, sizeof st, "%d", status);
+    metrics_counter_inc(metrics_family_counter(a->requests, st, NULL));
 }
 
 static int collect(metrics_buf *out, void *arg)

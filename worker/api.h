@@ -46,6 +46,10 @@ void api_set_pipeline(api *a, pipeline *p);
 void api_set_draining(api *a);
 /* Requests received and not yet answered. */
 unsigned api_in_flight(const api *a);
+/* Counts an answer the HTTP server gave by itself (404, 405, 408, 413, ...)
+ * in embedq_api_requests_total: an http_config.on_own_answer for the
+ * server the API is routed on (arg: the api). */
+void api_count_own_answer(int status, void *arg);
 /* Frees the API (after every request was answered). */
 void api_free(api *a);
 

@@ -1023,6 +1023,8 @@ static int run(worker *w)
         hc.json_errors = true;
         hc.max_body_bytes = c->max_body_bytes;
         hc.max_connections = (unsigned)c->max_connections;
+        hc.on_own_answer = api_count_own_answer;
+        hc.own_answer_arg = w->api;
     }
     int hrc = http_open(w->loop, &hc, &w->http);
     if (hrc != 0) {
@@ -1048,6 +1050,8 @@ static int run(worker *w)
         ac.json_errors = true;
         ac.max_body_bytes = c->max_body_bytes;
         ac.max_connections = (unsigned)c->max_connections;
+        ac.on_own_answer = api_count_own_answer;
+        ac.own_answer_arg = w->api;
         hrc = http_open(w->loop, &ac, &w->api_http);
         if (hrc != 0) {
             fprintf(stderr, "embedq worker: flag --api-addr/--api-port %s:%d: %s\n", c->api_addr,

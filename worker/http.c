@@ -154,6 +154,8 @@ struct http_server {
     unsigned max_conns, head_ms, keep_alive_ms, body_ms;
     size_t max_head, max_body;
     bool json_errors;
+    void (*on_own_answer)(int status, void *arg);
+    void *own_answer_arg;
     http_route_entry *routes;
     size_t n_routes, cap_routes;
     http_conn *conns;       /* open, not closing */
@@ -549,6 +551,7 @@ static void conn_send_error(http_conn *c, int status, const char *body, const ch
 {
     resp_reset(&c->resp);
     c->resp.status = status;
+    if (c->server->on_own_answer) c->server->on_own_answer(status, c->server->own_answer_arg);
     if (c->server->json_errors) {
         /* The message is ours or the parser's: printable ASCII; escaped
          * anyway, the final newline dropped. */
@@ -1042,6 +1045,8 @@ int http_open(uv_loop_t *loop, const http_config *cfg, http_server **out)
     s->max_head = max_head;
     s->max_body = cfg->max_body_bytes;
     s->json_errors = cfg->json_errors;
+    s->on_own_answer = cfg->on_own_answer;
+    s->own_answer_arg = cfg->own_answer_arg;
 
     int rc, one = 1;
     int fd = socket(addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);

@@ -74,6 +74,10 @@ typedef struct http_config {
                                  {"error":{"message","type","param":null,
                                  "code":null}}; type invalid_request_error
                                  (4xx) or server_error (5xx). Else plain text */
+    void (*on_own_answer)(int status, void *arg); /* optional: called (loop thread)
+                                 with the status of each answer the server
+                                 gives by itself, e.g. to count it            */
+    void *own_answer_arg;
 } http_config;
 
 typedef struct http_header {

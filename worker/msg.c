@@ -14,6 +14,7 @@
 #include "msg.h"
 
 #include <float.h>
+#include <limits.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -681,6 +682,7 @@ typedef struct {
     size_t len, pos;
     int max_depth;
     msg_error *err;
+    bool lax_utf8; /* no string is checked for UTF-8 (msg_json_string_list) */
 } jrd;
 
 typedef enum { J_NULL, J_BOOL, J_NUM, J_STR, J_ARRAY, J_OBJECT } jtype;
@@ -742,6 +744,7 @@ static int j_string(jrd *r, bool check_utf8, jval *v)
     v->t = J_STR;
     v->start = st;
     v->escaped = false;
+    if (r->lax_utf8) check_utf8 = false;
     while (i < n) {
         uint8_t c = p[i];
         if (c == '"') {
@@ -1322,7 +1325,7 @@ static int build_input(const uint8_t *buf, size_t len, msg_encoding enc, const f
             mrd r = {buf, mt->end, mt->start, MSG_MAX_DEPTH_CAP, err};
             if (mp_to_json(&r, &check, 0) != 0) return -1;
         } else if (enc == MSG_ENC_JSON && L->out_format == MSG_FMT_MSGPACK) {
-            jrd r = {buf, mt->end, mt->start, MSG_MAX_DEPTH_CAP, err};
+            jrd r = {buf, mt->end, mt->start, MSG_MAX_DEPTH_CAP, err, false};
             if (j_to_mp(&r, &check, 0) != 0) return -1;
         }
     }
@@ -1472,7 +1475,7 @@ static int decode_json(const uint8_t *buf, size_t len, const lims *L, msg_input 
 {
     fval f[F__N];
     memset(f, 0, sizeof f);
-    jrd r = {buf, len, 0, L->max_depth, err};
+    jrd r = {buf, len, 0, L->max_depth, err, false};
     j_ws(&r);
     if (r.pos >= len) return j_bad(&r, "no JSON value (only whitespace)");
     if (buf[r.pos] != '{') {
@@ -1555,21 +1558,22 @@ int msg_decode(const void *bufv, size_t len, const msg_limits *lim, msg_input *o
     return decode_msgpack(buf, len, &L, out, err);
 }
 
-int msg_json_string_field(const void *bufv, size_t len, const char *key, int max_depth, char **out,
-                          size_t *out_len, msg_error *err)
+/* Checks that buf[0..len) is one JSON object and finds its top-level key
+ * `key`: *have and *found (a string value read without the UTF-8 check;
+ * with lax_utf8 no string is checked). Returns 0, or -1 with *err
+ * (malformed, too deep, the key repeated). */
+static int j_find_field(const uint8_t *buf, size_t len, const char *key, int max_depth,
+                        bool lax_utf8, jval *found, bool *have, msg_error *err)
 {
-    const uint8_t *buf = bufv;
     size_t key_len = strlen(key);
-    *out = NULL;
-    *out_len = 0;
-    jrd r = {buf, len, 0, max_depth > 0 ? max_depth : 64, err};
+    jrd r = {buf, len, 0, max_depth > 0 ? max_depth : 64, err, lax_utf8};
+    *have = false;
+    memset(found, 0, sizeof *found);
     j_ws(&r);
     if (r.pos >= len || buf[r.pos] != '{') return j_bad(&r, "expected a JSON object");
     r.pos++;
     j_ws(&r);
     if (r.pos < len && buf[r.pos] == '}') return 0;
-    jval found = {0};
-    bool have = false;
     for (;;) {
         jval k, v;
         if (r.pos >= len || buf[r.pos] != '"') return j_unexpected(&r);
@@ -1593,11 +1597,11 @@ int msg_json_string_field(const void *bufv, size_t len, const char *key, int max
             return -1;
         }
         if (match) {
-            if (have)
+            if (*have)
                 return msg_error_set(err, MSG_E_DUPLICATE_KEY,
                                      "field \"%s\" appears more than once", key);
-            found = v;
-            have = true;
+            *found = v;
+            *have = true;
         }
         j_ws(&r);
         if (r.pos < len && buf[r.pos] == ',') {
@@ -1611,6 +1615,18 @@ int msg_json_string_field(const void *bufv, size_t len, const char *key, int max
     r.pos++;
     j_ws(&r);
     if (r.pos != len) return j_bad(&r, "trailing bytes at byte %zu", r.pos);
+    return 0;
+}
+
+int msg_json_string_field(const void *bufv, size_t len, const char *key, int max_depth, char **out,
+                          size_t *out_len, msg_error *err)
+{
+    const uint8_t *buf = bufv;
+    *out = NULL;
+    *out_len = 0;
+    jval found;
+    bool have;
+    if (j_find_field(buf, len, key, max_depth, false, &found, &have, err) != 0) return -1;
     if (!have || found.t == J_NULL) return 0;
     if (found.t != J_STR)
         return msg_error_set(err, MSG_E_TEXT_WRONG_TYPE, "%s must be a string, got %s", key,
@@ -1626,6 +1642,54 @@ int msg_json_string_field(const void *bufv, size_t len, const char *key, int max
     *out = s;
     *out_len = n;
     return 1;
+}
+
+int msg_json_string_list(const void *bufv, size_t len, const char *key, int max_depth,
+                         msg_json_str **out, msg_error *err)
+{
+    const uint8_t *buf = bufv;
+    *out = NULL;
+    jval found;
+    bool have;
+    if (j_find_field(buf, len, key, max_depth, true, &found, &have, err) != 0) return -1;
+    if (!have || (found.t != J_STR && found.t != J_ARRAY)) return 0;
+    /* the elements' spans: a second walk over syntax already checked */
+    size_t n = 0, bytes = 0;
+    for (int pass = 0; pass < 2; pass++) {
+        msg_json_str *v = pass ? *out : NULL;
+        char *dst = pass ? (char *)(v + n) : NULL;
+        size_t i = 0;
+        jrd r = {buf, found.end, found.start, 2, err, true};
+        const bool arr = found.t == J_ARRAY;
+        if (arr) r.pos++, j_ws(&r);
+        while (r.pos < found.end && buf[r.pos] != ']') {
+            jval e;
+            if (buf[r.pos] != '"') return 0; /* not a string: the caller names it */
+            if (j_string(&r, false, &e) != 0) return -1;
+            size_t bad, raw_n = e.end - e.start - 2;
+            if (!pass) {
+                bytes += j_unescape(buf + e.start + 1, raw_n, NULL, &bad) + 1;
+            } else {
+                v[i].s = dst;
+                v[i].len = j_unescape(buf + e.start + 1, raw_n, (uint8_t *)dst, &bad);
+                v[i].bad = bad;
+                dst[v[i].len] = 0;
+                dst += v[i].len + 1;
+            }
+            i++;
+            if (!arr) break;
+            j_ws(&r);
+            if (r.pos < found.end && buf[r.pos] == ',') r.pos++, j_ws(&r);
+        }
+        if (i == 0) return 0;
+        n = i;
+        if (!pass) {
+            if (n > (SIZE_MAX - bytes) / sizeof **out ||
+                !(*out = malloc(n * sizeof **out + bytes)))
+                return msg_error_set(err, MSG_E_INTERNAL, "out of memory for %zu strings", n);
+        }
+    }
+    return (int)(n > INT_MAX ? INT_MAX : n);
 }
 
 int msg_decode_fields(const char *const *names, const size_t *name_lens, const char *const *values,
@@ -1759,7 +1823,7 @@ static int put_meta(wr *w, const msg_input *in, bool json, msg_error *err)
         mrd r = {in->meta, in->meta_len, 0, MSG_MAX_DEPTH_CAP, err};
         return mp_to_json(&r, w, 0);
     }
-    jrd r = {in->meta, in->meta_len, 0, MSG_MAX_DEPTH_CAP, err};
+    jrd r = {in->meta, in->meta_len, 0, MSG_MAX_DEPTH_CAP, err, false};
     return j_to_mp(&r, w, 0);
 }
 

@@ -212,6 +212,27 @@ int msg_decode_fields(const char *const *names, const size_t *name_lens, const c
 int msg_json_string_field(const void *buf, size_t len, const char *key, int max_depth, char **out,
                           size_t *out_len, msg_error *err);
 
+/* One decoded string of msg_json_string_list. */
+typedef struct {
+    const char *s; /* NUL-terminated; NULs inside are counted in len */
+    size_t len;
+    size_t bad; /* decoded offset of the first invalid UTF-8, or SIZE_MAX */
+} msg_json_str;
+
+/* The strings of the top-level key `key` of the JSON object buf[0..len),
+ * which is a string (1) or an array of strings, each decoded as
+ * msg_json_string_field decodes (U+0000 kept). Invalid UTF-8 is not an
+ * error here, in these strings or any other of the object (other fields'
+ * strings are not checked): each string's `bad` says where it starts, so
+ * that the caller can name the element. Returns the count with *out one malloc'd block (the
+ * caller frees *out), 0 when the key is absent, null, an empty array, or not
+ * a string or an array of only strings (*out = NULL), or -1 with *err filled:
+ * malformed JSON, the key repeated, out of memory. The embeddings API
+ * reads `input` with it, so that an input sent over HTTP and through the
+ * queue is the same bytes. */
+int msg_json_string_list(const void *buf, size_t len, const char *key, int max_depth,
+                         msg_json_str **out, msg_error *err);
+
 /* Frees what msg_decode allocated and zeroes *in. Safe on a zeroed input
  * and twice. */
 void msg_input_free(msg_input *in);

@@ -8,7 +8,8 @@ sends. One scenario per ctest:
                byte), dimensions, instruction ("" = none), truncate, token
                ids (= the same text), /v1/models, probes, the error answers
                (400 naming field and index, 404 model_not_found, 404, 405,
-               413, invalid JSON, invalid UTF-8, \\u0000)
+               413, invalid JSON, invalid UTF-8, a repeated key), \\u0000 kept
+               (not cut off as cJSON would)
   same_vector  one set of texts (+ instructions, dimensions) through the
                API, `embedq embed` and the Redis worker: cosine >= 0.99999
   sdk          tests/api/openai_sdk_test.mjs (the openai package pinned by
@@ -285,11 +286,26 @@ def sc_curl():
                              (b'{"model": "tiny", "input": "a"} x', "invalid_json", None),
                              (b'{"model": "tiny", "input": ["ok", "bad \xc3\x28"]}', "invalid_utf8",
                               "input[1]"),
-                             (b'{"model": "tiny", "input": "a\\u0000b"}', "invalid_text", "input")]:
+                             (b'{"model": "tiny", "input": ["ok", "\\u0000\xff"]}', "invalid_utf8",
+                              "input[1]"),
+                             (b'{"model": "tiny", "input": "a", "input": "b"}', "duplicate_key",
+                              "input"),
+                             (b'{"model": "tiny", "input": "a", "instruction": "\xc3"}',
+                              "invalid_utf8", "instruction")]:
         st, hdr, data = request(p.port, "POST", "/v1/embeddings", raw)
         e = err_of(data)
         check(st == 400 and e["code"] == code and e["param"] == param and
               hdr["content-type"] == "application/json", f"{raw[:40]}: {st} {e}")
+    # \u0000 is kept, as the queue keeps it: "a\0b" is not "a", and the
+    # model name is compared whole
+    st, _, r0 = embed_api(p.port, ["a\u0000b", "a", "a\u0000b"])
+    check(st == 200, f"\\u0000 in an input: {st} {r0}")
+    v0 = vectors(r0)
+    check(cos(v0[0], v0[1]) < 0.999999 and cos(v0[0], v0[2]) > 0.999999,
+          "\\u0000: the input was cut at the NUL")
+    check(r0["usage"]["prompt_tokens"] > 0, "usage")
+    st, _, data = request(p.port, "POST", "/v1/embeddings", {"model": "tiny\u0000x", "input": "a"})
+    check(st == 404 and err_of(data)["code"] == "model_not_found", f"model with a NUL: {st}")
     # the server's own answers are in the same shape
     st, _, data = request(p.port, "GET", "/v1/embeddings")
     check(st == 405 and err_of(data)["type"] == "invalid_request_error", "405")
@@ -303,6 +319,7 @@ def sc_curl():
     text = data.decode()
     for name in ("embedq_api_requests_total{status=\"200\"}", "embedq_api_requests_total{status=\"400\"}",
                  "embedq_api_requests_total{status=\"404\"}", "embedq_api_request_seconds_count",
+                 "embedq_api_requests_total{status=\"405\"}",  # the HTTP server's own answer
                  "embedq_api_requests_in_flight", "embedq_api_queue_inputs", "embedq_ready 1"):
         check(name in text, f"/metrics lacks {name}")
     stop(p)
@@ -313,6 +330,8 @@ def sc_curl():
     check(st == 413 and err_of(data), f"413: {st}")
     st, _, r = embed_api(p.port, "still fine")
     check(st == 200, "answers after a 413")
+    st, _, data = request(p.port, "GET", "/metrics")
+    check('embedq_api_requests_total{status="413"} 1' in data.decode(), "413 counted")
     # --served-model-name
     stop(p)
     p = serve("curl-name", "--served-model-name", "Qwen/Qwen3-Embedding-0.6B")
@@ -354,6 +373,9 @@ def sc_same_vector():
         if i % 4 == 3:
             it["dimensions"] = 48
         items.append(it)
+    # NUL bytes (\u0000 in JSON) in a text and an instruction: kept every way in
+    items.append({"text": "before\u0000after " + texts(1, 5)[0]})
+    items.append({"text": "nul in the instruction", "instruction": "Find\u0000it"})
     ref = reference(items)
     srv = harness.RedisServer(os.path.join(WORK, "redis-same")).start()
     r = srv.client()

@@ -1,6 +1,7 @@
 /* fuzz_msg.c - libFuzzer target for the worker's message formats
  * (worker/msg.c, schemas/README.md).
  *
+ * Every input is also read with msg_json_string_list (string_list below).
  * Every input is decoded three ways: msg_decode for msgpack output, for
  * JSON output, and as a Redis entry (the bytes split at NULs into
  * name/value pairs, msg_decode_fields). Each decoded message is re-encoded
@@ -271,8 +272,43 @@ static void decode_fields(const uint8_t *data, size_t size)
     msg_input_free(&in);
 }
 
+/* msg_json_string_list (the API's `input`) over key "text": the strings
+ * are NUL-terminated, their count and bytes agree with cJSON's (the
+ * oracle) where cJSON reads them whole (no NUL, valid UTF-8), and a single
+ * string agrees with msg_json_string_field. */
+static void string_list(const uint8_t *data, size_t size)
+{
+    msg_json_str *v = NULL;
+    msg_error e;
+    int n = msg_json_string_list(data, size, "text", 0, &v, &e);
+    FZ_ASSERT(n >= -1 && (n > 0) == (v != NULL));
+    if (n <= 0) return;
+    for (int i = 0; i < n; i++)
+        FZ_ASSERT(v[i].s[v[i].len] == 0 && (v[i].bad == SIZE_MAX || v[i].bad < v[i].len));
+    cJSON *j = cJSON_ParseWithLength((const char *)data, size);
+    if (j) {
+        const cJSON *t = cJSON_GetObjectItemCaseSensitive(j, "text");
+        FZ_ASSERT(t && (cJSON_IsString(t) ? n == 1 : cJSON_GetArraySize(t) == n));
+        const cJSON *el = cJSON_IsArray(t) ? t->child : t;
+        for (int i = 0; i < n; i++, el = el->next) {
+            FZ_ASSERT(cJSON_IsString(el));
+            if (v[i].bad == SIZE_MAX && strlen(v[i].s) == v[i].len)
+                FZ_ASSERT(strcmp(el->valuestring, v[i].s) == 0);
+        }
+        cJSON_Delete(j);
+    }
+    char *one;
+    size_t one_len;
+    if (n == 1 && msg_json_string_field(data, size, "text", 0, &one, &one_len, &e) == 1) {
+        FZ_ASSERT(one_len == v[0].len && memcmp(one, v[0].s, one_len + 1) == 0);
+        free(one);
+    }
+    free(v);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
+    string_list(data, size);
     decode_as(data, size, MSG_FMT_MSGPACK);
     decode_as(data, size, MSG_FMT_JSON);
     decode_fields(data, size);

@@ -1866,6 +1866,62 @@ static void misc_lengths_and_nul(void)
     CHECK(msg_decode("{}", 2, NULL, &in, NULL) == -1);
 }
 
+/* msg_json_string_list (the API's `input`): strings decoded as the queue
+ * decodes text, U+0000 kept, invalid UTF-8 reported per element. */
+static void misc_json_string_list(void)
+{
+    msg_json_str *v;
+    msg_error e;
+    const char *one = "{\"model\":\"m\",\"input\":\"a\\u0000b\"}";
+    CHECK(msg_json_string_list(one, strlen(one), "input", 0, &v, &e) == 1);
+    if (v) {
+        CHECK(v[0].len == 3 && !memcmp(v[0].s, "a\0b", 4) && v[0].bad == SIZE_MAX);
+        free(v);
+    }
+    const char *arr = "{\"input\":[\"x\", \"\\u00e9\\n\",\"\", \"ok\xc3\x28\"],\"n\":[1,{\"a\":[]}]}";
+    CHECK(msg_json_string_list(arr, strlen(arr), "input", 0, &v, &e) == 4);
+    if (v) {
+        CHECK(v[0].len == 1 && !strcmp(v[0].s, "x"));
+        CHECK(v[1].len == 3 && !strcmp(v[1].s, "\xc3\xa9\n") && v[1].bad == SIZE_MAX);
+        CHECK(v[2].len == 0 && v[2].s[0] == 0);
+        CHECK(v[3].len == 4 && v[3].bad == 2); /* the decoded offset */
+        free(v);
+    }
+    /* not a list of strings, absent, null, empty: 0 and nothing allocated */
+    static const char *const zero[] = {"{\"input\":[\"a\",1]}", "{\"input\":[[1,2]]}",
+                                       "{\"input\":5}",         "{\"other\":\"a\"}",
+                                       "{\"input\":null}",      "{\"input\":[]}"};
+    for (size_t i = 0; i < sizeof zero / sizeof zero[0]; i++) {
+        v = (msg_json_str *)1;
+        CHECKF(msg_json_string_list(zero[i], strlen(zero[i]), "input", 0, &v, &e) == 0 && !v,
+               "%s", zero[i]);
+    }
+    /* malformed, repeated, too deep: -1 with the reason */
+    const char *dup = "{\"input\":\"a\",\"input\":[\"b\"]}";
+    CHECK(msg_json_string_list(dup, strlen(dup), "input", 0, &v, &e) == -1 &&
+          e.code == MSG_E_DUPLICATE_KEY);
+    const char *bad = "{\"input\":[\"a\",]}";
+    CHECK(msg_json_string_list(bad, strlen(bad), "input", 0, &v, &e) == -1 &&
+          e.code == MSG_E_MALFORMED_JSON);
+    const char *deep = "{\"input\":[\"a\"],\"x\":[[[[1]]]]}";
+    CHECK(msg_json_string_list(deep, strlen(deep), "input", 4, &v, &e) == -1 &&
+          e.code == MSG_E_TOO_DEEP);
+    CHECK(msg_json_string_list(deep, strlen(deep), "input", 5, &v, &e) == 1);
+    free(v);
+    /* elements of a lenient array are still one level down */
+    const char *deep2 = "{\"input\":[\"a\",[[1]]]}";
+    CHECK(msg_json_string_list(deep2, strlen(deep2), "input", 3, &v, &e) == -1 &&
+          e.code == MSG_E_TOO_DEEP);
+    CHECK(msg_json_string_list(deep2, strlen(deep2), "input", 4, &v, &e) == 0);
+    /* an exactly sized buffer (ASan: no read past its end) */
+    size_t n = strlen(arr);
+    char *exact = malloc(n);
+    memcpy(exact, arr, n);
+    CHECK(msg_json_string_list(exact, n, "input", 0, &v, &e) == 4);
+    free(v);
+    free(exact);
+}
+
 /* ---- main --------------------------------------------------------------------------------- */
 
 #define T(fn)                                                                                      \
@@ -1913,6 +1969,7 @@ static const struct {
     T(misc_output_key),
     T(misc_error_format),
     T(misc_lengths_and_nul),
+    T(misc_json_string_list),
 };
 
 int main(int argc, char **argv)
