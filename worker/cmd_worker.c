@@ -71,6 +71,7 @@ typedef struct {
     int api_port; /* worker: 0 = off */
     int max_inputs, max_query_inputs, max_connections;
     uint64_t max_body_bytes;
+    uint64_t max_bodies_bytes;
 } worker_cfg;
 
 /* ---- state ---------------------------------------------------------------- */
@@ -704,6 +705,21 @@ static const char *basename_of(const char *path)
 
 static int run(worker *w);
 
+/* --max-bodies-bytes must hold one largest body (0: no cap). */
+static int check_bodies(const char *cmd, const worker_cfg *c)
+{
+    if (c->max_bodies_bytes && c->max_bodies_bytes <= c->max_body_bytes) {
+        fprintf(stderr,
+                "embedq %s: flag --max-bodies-bytes: must be 0 (no cap) or more than "
+                "--max-body-bytes (%llu), got %llu\n",
+                cmd, (unsigned long long)c->max_body_bytes,
+                (unsigned long long)c->max_bodies_bytes);
+        return 2;
+    }
+    return 0;
+}
+
+
 /* The API's flags, shared by `worker` (with --api-port) and `serve`. */
 #define API_FLAGS(c)                                                                               \
     {"max-inputs", CLI_INT, &(c)->max_inputs, 1, 1 << 20, "API: inputs per request (more: 400)"},  \
@@ -720,6 +736,13 @@ static int run(worker *w);
          0,                                                                                        \
          0,                                                                                        \
          "API: largest request body (more: 413)"},                                                 \
+        {"max-bodies-bytes",                                                                       \
+         CLI_U64,                                                                                  \
+         &(c)->max_bodies_bytes,                                                                   \
+         0,                                                                                        \
+         0,                                                                                        \
+         "API: request bodies held in memory at once, all connections together (more: 503 + "     \
+         "Retry-After); more than --max-body-bytes, or 0 for no cap"},                             \
         {"max-connections",                                                                        \
          CLI_INT,                                                                                  \
          &(c)->max_connections,                                                                    \
@@ -762,6 +785,7 @@ static void defaults(worker_cfg *c)
     c->max_query_inputs = 8192;
     c->max_connections = 1024;
     c->max_body_bytes = 64ull << 20;
+    c->max_bodies_bytes = 256ull << 20;
 }
 
 int cmd_worker(int argc, char **argv)
@@ -897,6 +921,7 @@ int cmd_worker(int argc, char **argv)
         fprintf(stderr, "embedq worker: flag --max-in-flight-bytes: must be at least 1, got 0\n");
         return 2;
     }
+    if (check_bodies("worker", c)) return 2;
     const char *dev = NULL;
     if (cli_device(&cmd, c->device, &dev)) return 2;
     c->device = dev;
@@ -941,6 +966,7 @@ int cmd_serve(int argc, char **argv)
     int rc = cli_parse(&cmd, flags, (int)(sizeof flags / sizeof *flags), argc, argv);
     if (rc) return rc == 1 ? 0 : rc;
     if (!c->model) return cli_missing(&cmd, "model");
+    if (check_bodies("serve", c)) return 2;
     const char *dev = NULL;
     if (cli_device(&cmd, c->device, &dev)) return 2;
     c->device = dev;
@@ -1022,6 +1048,7 @@ static int run(worker *w)
     if (c->serve) {
         hc.json_errors = true;
         hc.max_body_bytes = c->max_body_bytes;
+        hc.max_bodies_bytes = c->max_bodies_bytes;
         hc.max_connections = (unsigned)c->max_connections;
         hc.on_own_answer = api_count_own_answer;
         hc.own_answer_arg = w->api;
@@ -1049,6 +1076,7 @@ static int run(worker *w)
         ac.port = c->api_port;
         ac.json_errors = true;
         ac.max_body_bytes = c->max_body_bytes;
+        ac.max_bodies_bytes = c->max_bodies_bytes;
         ac.max_connections = (unsigned)c->max_connections;
         ac.on_own_answer = api_count_own_answer;
         ac.own_answer_arg = w->api;

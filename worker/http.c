@@ -131,6 +131,7 @@ struct http_conn {
     size_t field_off[HTTP_MAX_HEADERS], value_off[HTTP_MAX_HEADERS];
     char *body; /* malloc'd, NUL-terminated */
     size_t body_len, body_cap;
+    size_t body_expected; /* Content-Length (0: chunked, or no body) */
     http_request req;
     http_response resp;
     struct http_exchange ex;
@@ -153,6 +154,7 @@ struct http_server {
     uv_tcp_t listener; /* listener.data = this */
     unsigned max_conns, head_ms, keep_alive_ms, body_ms;
     size_t max_head, max_body;
+    size_t max_bodies, bodies; /* request bodies held, all connections (bytes) */
     bool json_errors;
     void (*on_own_answer)(int status, void *arg);
     void *own_answer_arg;
@@ -350,6 +352,7 @@ static void conn_free(http_conn *c)
 {
     http_server *s = c->server;
     if (!c->refused) {
+        s->bodies -= c->body_cap;
         free(c->body);
         free(c->resp.body);
         s->n_serving--;
@@ -465,9 +468,10 @@ static void conn_linger(http_conn *c)
 /* Clears the request just answered, for the next one on this connection. */
 static void conn_next_request(http_conn *c)
 {
+    c->server->bodies -= c->body_cap;
     free(c->body);
     c->body = NULL;
-    c->body_len = c->body_cap = 0;
+    c->body_len = c->body_cap = c->body_expected = 0;
     resp_reset(&c->resp);
     memset(&c->req, 0, sizeof c->req);
     c->head_len = c->url_len = 0;
@@ -552,6 +556,7 @@ static void conn_send_error(http_conn *c, int status, const char *body, const ch
     resp_reset(&c->resp);
     c->resp.status = status;
     if (c->server->on_own_answer) c->server->on_own_answer(status, c->server->own_answer_arg);
+    if (status == 503) http_response_header(&c->resp, "Retry-After", "1");
     if (c->server->json_errors) {
         /* The message is ours or the parser's: printable ASCII; escaped
          * anyway, the final newline dropped. */
@@ -734,6 +739,12 @@ static int on_headers_complete(http_parser *p)
                 s->max_body ? "request body too large\n" : "request bodies are not accepted\n";
             return -1;
         }
+        c->body_expected = has_len ? (size_t)p->content_length : 0;
+        if (has_len && s->max_bodies && p->content_length + 1 > s->max_bodies - s->bodies) {
+            c->error_status = 503;
+            c->error_text = "the server holds too many request bodies; retry later\n";
+            return -1;
+        }
         c->state = CONN_BODY;
         conn_timer(c, s->body_ms);
         const char *expect = http_request_header(req, "Expect");
@@ -757,10 +768,19 @@ static int on_body(http_parser *p, const char *at, size_t n)
         return -1;
     }
     if (c->body_len + n + 1 > c->body_cap) {
-        size_t cap = c->body_cap ? c->body_cap : 4096;
+        /* the declared length at once, else from 4 KiB doubling */
+        size_t cap = c->body_cap         ? c->body_cap
+                     : c->body_expected ? c->body_expected + 1
+                                        : 4096;
         while (cap < c->body_len + n + 1)
             cap *= 2;
         if (cap > max + 1) cap = max + 1;
+        http_server *s = c->server;
+        if (s->max_bodies && cap - c->body_cap > s->max_bodies - s->bodies) {
+            c->error_status = 503;
+            c->error_text = "the server holds too many request bodies; retry later\n";
+            return -1;
+        }
         char *b = realloc(c->body, cap);
         if (!b) {
             c->error_status = 500;
@@ -768,6 +788,7 @@ static int on_body(http_parser *p, const char *at, size_t n)
             return -1;
         }
         c->body = b;
+        s->bodies += cap - c->body_cap;
         c->body_cap = cap;
     }
     memcpy(c->body + c->body_len, at, n);
@@ -1044,6 +1065,7 @@ int http_open(uv_loop_t *loop, const http_config *cfg, http_server **out)
     s->body_ms = cfg->body_timeout_ms ? cfg->body_timeout_ms : 30000;
     s->max_head = max_head;
     s->max_body = cfg->max_body_bytes;
+    s->max_bodies = cfg->max_bodies_bytes;
     s->json_errors = cfg->json_errors;
     s->on_own_answer = cfg->on_own_answer;
     s->own_answer_arg = cfg->own_answer_arg;

@@ -19,7 +19,9 @@
  * in the body), or a missing/repeated Host in HTTP/1.1; 431 request head
  * larger than max_head_bytes (or more than HTTP_MAX_HEADERS headers); 413
  * a body larger than max_body_bytes (also answered before the body is sent
- * when the client asks `Expect: 100-continue`); 505 an HTTP major version
+ * when the client asks `Expect: 100-continue`); 503 + Retry-After a body
+ * that would take the bodies held over max_bodies_bytes, or while stopping;
+ * 505 an HTTP major version
  * other than 1; 500 a handler that ran out of memory or set a status
  * outside 100..599. Every one of these closes the connection after the
  * answer.
@@ -68,6 +70,11 @@ typedef struct http_config {
                                  libhttp-parser holds this limit process-wide:
                                  the last http_open's value applies to all  */
     size_t max_body_bytes;    /* 0 = no body accepted (413); otherwise the cap    */
+    size_t max_bodies_bytes;  /* request bodies held in memory at once, over all
+                                 connections (read, or waiting for their
+                                 answer); a request that would go over gets
+                                 503 + Retry-After: 1 (as soon as its
+                                 Content-Length says so). 0 = no cap      */
     int backlog;              /* listen(2) backlog; 0 = 128                       */
     bool json_errors;         /* the answers the server gives by itself (below)
                                  in OpenAI's error shape, application/json:

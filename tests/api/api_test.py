@@ -21,7 +21,8 @@ sends. One scenario per ctest:
   hostile      a huge body, a Content-Length longer and shorter than the
                body, a body cut off, invalid UTF-8, many idle connections
                (as many as RLIMIT_NOFILE allows, up to 10,000), a slowloris
-               client: the server keeps answering a well-behaved client
+               client: the server keeps answering a well-behaved client;
+               request bodies held at once over --max-bodies-bytes: 503
   loading      while the model loads: 503 model_loading + Retry-After
   drain        SIGTERM with requests in flight: they are answered 200, new
                requests are refused or get 503, exit 0
@@ -642,6 +643,38 @@ def sc_hostile():
           f"a slowloris client was not cut off: {slow_result}")
     print(f"slowloris: cut off after {slow_result['sent']} bytes, "
           f"{slow_result['seconds']:.1f} s")
+    stop(p)
+    # bodies held at once (--max-bodies-bytes): two half-sent bodies hold
+    # their Content-Length + 1 each of 2500; a third gets 503 + Retry-After before
+    # its body is read, the small ones still pass, and once the two are
+    # answered the third passes too
+    p = serve("hostile-bodies", "--max-body-bytes", "1000", "--max-bodies-bytes", "2500")
+    full = json.dumps({"model": "tiny", "input": "y" * 900}).encode()
+    head = (b"POST /v1/embeddings HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+            b"Content-Length: %d\r\n\r\n" % len(full))
+    check(len(full) < 1000, "the body fits --max-body-bytes")
+    held = [raw(p.port, head + full[:10], read=False) for _ in range(2)]
+    time.sleep(0.3)
+    out = raw(p.port, head + full)
+    check(out.startswith(b"HTTP/1.1 503") and b"retry-after: 1" in out.lower() and
+          b"too many request bodies" in out, f"a third body: {out[:300]}")
+    st, _, r = embed_api(p.port, "small")  # its Content-Length + 1 is what it takes
+    check(st == 200, f"a small body while {2 * (len(full) + 1)} of 2500 bytes are held: {st}")
+    for h in held:
+        h.sendall(full[10:])
+    for h in held:
+        got = b""
+        while True:
+            chunk = h.recv(65536)
+            if not chunk:
+                break
+            got += chunk
+        h.close()
+        check(got.startswith(b"HTTP/1.1 200"), f"a held body, completed: {got[:100]}")
+    out = raw(p.port, head + full)
+    check(out.startswith(b"HTTP/1.1 200"), f"the third body, retried: {out[:100]}")
+    m = request(p.port, "GET", "/metrics")[2].decode()
+    check('embedq_api_requests_total{status="503"} 1' in m, "the 503 counted")
     stop(p)
 
 

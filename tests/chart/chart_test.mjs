@@ -124,7 +124,7 @@ function checkRelease(what, objs, v) {
   // The API's name and limits, in both modes; none of the API's variables with it off.
   const apiVars = { EMBEDQ_SERVED_MODEL_NAME: v.api.servedModelName || v.model.name, EMBEDQ_MAX_INPUTS: v.api.maxInputs,
                     EMBEDQ_MAX_PENDING_INPUTS: v.api.maxPendingInputs, EMBEDQ_MAX_BODY_BYTES: v.api.maxBodyBytes,
-                    EMBEDQ_MAX_CONNECTIONS: v.api.maxConnections };
+                    EMBEDQ_MAX_BODIES_BYTES: v.api.maxBodiesBytes, EMBEDQ_MAX_CONNECTIONS: v.api.maxConnections };
   if (apiOn(v)) for (const [k, val] of Object.entries(apiVars)) eq(env[k] && env[k].value, String(val), `${what}: env ${k}`);
   else for (const k of ["EMBEDQ_API_PORT", ...Object.keys(apiVars)]) ok(!env[k] || userEnv.has(k), `${what}: no ${k} with the API off`);
 

@@ -57,6 +57,8 @@ embedq/source: {{ .Values.source }}
   value: {{ include "embedq.int" $a.maxPendingInputs | quote }}
 - name: EMBEDQ_MAX_BODY_BYTES
   value: {{ include "embedq.int" $a.maxBodyBytes | quote }}
+- name: EMBEDQ_MAX_BODIES_BYTES
+  value: {{ include "embedq.int" $a.maxBodiesBytes | quote }}
 - name: EMBEDQ_MAX_CONNECTIONS
   value: {{ include "embedq.int" $a.maxConnections | quote }}
 {{- end -}}
