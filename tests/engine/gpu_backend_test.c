@@ -39,7 +39,8 @@
 #include "gpu_backend.h"
 #include "model.h"
 
-static int failures;
+#define TEST_RNG_SEED 0x2545F4914F6CDD1Dull
+#include "../common/check.h"
 
 /* The backend under test: the CUDA build (cuda, twin) or the emulated one. */
 static struct {
@@ -49,36 +50,6 @@ static struct {
                  size_t);
     void (*info)(const gpu_backend *, eq_info *);
 } be = {gpu_backend_new, gpu_backend_free, gpu_backend_embed, gpu_backend_info};
-
-#define CHECK(cond, ...)                                                                           \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            failures++;                                                                            \
-            fprintf(stderr, "%s:%d: FAIL: ", __FILE__, __LINE__);                                  \
-            fprintf(stderr, __VA_ARGS__);                                                          \
-            fputc('\n', stderr);                                                                   \
-        }                                                                                          \
-    } while (0)
-
-static uint64_t rng_state = 0x2545F4914F6CDD1Dull;
-static uint32_t rng_next(void) /* splitmix64 */
-{
-    uint64_t z = (rng_state += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return (uint32_t)((z ^ (z >> 31)) >> 32);
-}
-
-static double cosine(const float *a, const float *b, int n)
-{
-    double ab = 0, aa = 0, bb = 0;
-    for (int i = 0; i < n; i++) {
-        ab += (double)a[i] * b[i];
-        aa += (double)a[i] * a[i];
-        bb += (double)b[i] * b[i];
-    }
-    return ab / sqrt(aa * bb);
-}
 
 static void poison(float *p, size_t n)
 {

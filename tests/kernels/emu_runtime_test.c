@@ -27,17 +27,7 @@
 #include <cublasLt.h>
 #include <cuda_runtime_api.h>
 
-static int failures;
-
-#define CHECK(cond, ...)                                                                           \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            failures++;                                                                            \
-            fprintf(stderr, "%s:%d: FAIL: ", __FILE__, __LINE__);                                  \
-            fprintf(stderr, __VA_ARGS__);                                                          \
-            fputc('\n', stderr);                                                                   \
-        }                                                                                          \
-    } while (0)
+#include "../common/check.h"
 
 static uint64_t rng = 0x9E3779B97F4A7C15ull;
 static float frand(void)
